@@ -1,0 +1,4 @@
+"""h4w_core: ROS-free Hand4Whole whole-body SMPL-X inference."""
+from h4w_core.types import Intrinsics, PersonResult
+
+__all__ = ["Intrinsics", "PersonResult"]
