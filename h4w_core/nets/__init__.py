@@ -1,0 +1,1 @@
+"""Network modules whose attribute paths are the Hand4Whole checkpoint keys."""
