@@ -1,0 +1,1 @@
+"""Inference backends (TensorRT engine builder and runtime, ...); heavy imports stay lazy."""
