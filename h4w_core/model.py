@@ -4,7 +4,9 @@ Attribute names are the release checkpoint's keys after the `module.` prefix.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import contextlib
+from collections.abc import Callable
+from typing import ContextManager, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +71,7 @@ class Hand4WholeNet(nn.Module):
         self.hand_rotation_net = HandRotationNet(20)
         self.face_roi_net = FaceRoI()
         self.face_regressor = FaceRegressor()
+        self.stage_timer: Callable[[str], ContextManager] | None = None
         self._init_heads()
 
     def _init_heads(self) -> None:
@@ -84,56 +87,61 @@ class Hand4WholeNet(nn.Module):
                 nn.init.normal_(module.weight, std=0.01)
                 nn.init.zeros_(module.bias)
 
+    def stage(self, name: str) -> ContextManager:
+        """Context around each forward stage; the benchmark installs a timer here."""
+        return self.stage_timer(name) if self.stage_timer is not None else contextlib.nullcontext()
+
     def forward(self, img: torch.Tensor) -> NetworkOutput:
         n = img.shape[0]
-        body_img = F.interpolate(img, config.INPUT_BODY_SHAPE, mode="nearest")
-        body_feat = self.backbone(body_img)
-        body_hm, body_joints = self.body_position_net(body_feat)
+        with self.stage("body_backbone"):
+            body_img = F.interpolate(img, config.INPUT_BODY_SHAPE, mode="nearest")
+            body_feat = self.backbone(body_img)
+            body_hm, body_joints = self.body_position_net(body_feat)
 
-        lc, ls, rc, rs, fc, fs = self.box_net(body_feat, body_hm)
-        hand_aspect = config.INPUT_HAND_SHAPE[1] / config.INPUT_HAND_SHAPE[0]
-        face_aspect = config.INPUT_FACE_SHAPE[1] / config.INPUT_FACE_SHAPE[0]
-        lhand_box = restore_bbox(lc, ls, hand_aspect, config.HAND_BOX_EXTENSION)
-        rhand_box = restore_bbox(rc, rs, hand_aspect, config.HAND_BOX_EXTENSION)
-        face_box = restore_bbox(fc, fs, face_aspect, config.FACE_BOX_EXTENSION)
+        with self.stage("boxes"):
+            lc, ls, rc, rs, fc, fs = self.box_net(body_feat, body_hm)
+            hand_aspect = config.INPUT_HAND_SHAPE[1] / config.INPUT_HAND_SHAPE[0]
+            face_aspect = config.INPUT_FACE_SHAPE[1] / config.INPUT_FACE_SHAPE[0]
+            lhand_box = restore_bbox(lc, ls, hand_aspect, config.HAND_BOX_EXTENSION)
+            rhand_box = restore_bbox(rc, rs, hand_aspect, config.HAND_BOX_EXTENSION)
+            face_box = restore_bbox(fc, fs, face_aspect, config.FACE_BOX_EXTENSION)
 
-        hand_feat = self.hand_roi_net(img, lhand_box, rhand_box)  # (2N, 2048, 8, 8): left mirrored
-        face_feat = self.face_roi_net(img, face_box)
-        _, hand_joints = self.hand_position_net(hand_feat)
-        hand_pose = rot6d_to_axis_angle(
-            self.hand_rotation_net(hand_feat, hand_joints).reshape(2 * n, 15, 6)
-        )  # (2N, 15, 3)
+        with self.stage("hands"):
+            hand_feat = self.hand_roi_net(img, lhand_box, rhand_box)  # (2N, 2048, 8, 8): left mirrored
+            _, hand_joints = self.hand_position_net(hand_feat)
+            hand_pose = rot6d_to_axis_angle(self.hand_rotation_net(hand_feat, hand_joints).reshape(2 * n, 15, 6))
+            # un-mirror the left hand: joints x' = W-1-x (heatmap units, as released), rotations (x, -y, -z)
+            hand_w = config.OUTPUT_HAND_HM_SHAPE[2]
+            lhand_joints = torch.cat((hand_w - 1 - hand_joints[:n, :, 0:1], hand_joints[:n, :, 1:]), dim=2)
+            rhand_joints = hand_joints[n:]
+            lhand_pose = torch.cat((hand_pose[:n, :, 0:1], -hand_pose[:n, :, 1:3]), dim=2).reshape(n, 45)
+            rhand_pose = hand_pose[n:].reshape(n, 45)
+            lhand_feat = torch.flip(hand_feat[:n], [3])
+            rhand_feat = hand_feat[n:]
 
-        # un-mirror the left hand: joints x' = W-1-x (heatmap units, as released), rotations (x, -y, -z)
-        hand_w = config.OUTPUT_HAND_HM_SHAPE[2]
-        lhand_joints = torch.cat((hand_w - 1 - hand_joints[:n, :, 0:1], hand_joints[:n, :, 1:]), dim=2)
-        rhand_joints = hand_joints[n:]
-        lhand_pose = torch.cat((hand_pose[:n, :, 0:1], -hand_pose[:n, :, 1:3]), dim=2).reshape(n, 45)
-        rhand_pose = hand_pose[n:].reshape(n, 45)
-        lhand_feat = torch.flip(hand_feat[:n], [3])
-        rhand_feat = hand_feat[n:]
+        with self.stage("face"):
+            expression, jaw6d = self.face_regressor(self.face_roi_net(img, face_box))
 
-        mcp = list(MCP_JOINTS)
-        root6d, body6d, betas, cam_param = self.body_rotation_net(
-            body_feat, body_joints, lhand_feat, lhand_joints[:, mcp], rhand_feat, rhand_joints[:, mcp]
-        )
-        expression, jaw6d = self.face_regressor(face_feat)
-
-        crop_scale = config.INPUT_IMG_SHAPE[1] / config.INPUT_BODY_SHAPE[1]  # 2: both axes
-        return NetworkOutput(
-            global_orient=rot6d_to_axis_angle(root6d),
-            body_pose=rot6d_to_axis_angle(body6d.reshape(n, 21, 6)).reshape(n, 63),
-            left_hand_pose=lhand_pose,
-            right_hand_pose=rhand_pose,
-            jaw_pose=rot6d_to_axis_angle(jaw6d),
-            betas=betas,
-            expression=expression,
-            cam_trans=camera_translation(cam_param),
-            lhand_bbox=lhand_box * crop_scale,
-            rhand_bbox=rhand_box * crop_scale,
-            face_bbox=face_box * crop_scale,
-            joint_img=torch.cat(
-                (body_joints, _hand_to_body_hm(lhand_joints, lhand_box), _hand_to_body_hm(rhand_joints, rhand_box)),
-                dim=1,
-            ),
-        )
+        with self.stage("body_rotation"):
+            mcp = list(MCP_JOINTS)
+            root6d, body6d, betas, cam_param = self.body_rotation_net(
+                body_feat, body_joints, lhand_feat, lhand_joints[:, mcp], rhand_feat, rhand_joints[:, mcp]
+            )
+            crop_scale = config.INPUT_IMG_SHAPE[1] / config.INPUT_BODY_SHAPE[1]  # 2: both axes
+            return NetworkOutput(
+                global_orient=rot6d_to_axis_angle(root6d),
+                body_pose=rot6d_to_axis_angle(body6d.reshape(n, 21, 6)).reshape(n, 63),
+                left_hand_pose=lhand_pose,
+                right_hand_pose=rhand_pose,
+                jaw_pose=rot6d_to_axis_angle(jaw6d),
+                betas=betas,
+                expression=expression,
+                cam_trans=camera_translation(cam_param),
+                lhand_bbox=lhand_box * crop_scale,
+                rhand_bbox=rhand_box * crop_scale,
+                face_bbox=face_box * crop_scale,
+                joint_img=torch.cat(
+                    (body_joints, _hand_to_body_hm(lhand_joints, lhand_box), _hand_to_body_hm(rhand_joints, rhand_box)),
+                    dim=1,
+                ),
+            )
