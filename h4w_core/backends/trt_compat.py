@@ -182,12 +182,15 @@ def cuda_available() -> bool:
         return False
 
 
-def gpu_identity(device_index: int = 0) -> Optional[Tuple[str, str]]:
-    """(GPU name, compute capability 'major.minor') through torch, or None without a usable GPU."""
+def gpu_identity(device_index: Optional[int] = None) -> Optional[Tuple[str, str]]:
+    """(GPU name, compute capability 'major.minor') of ``device_index`` (default: torch's current
+    device, the one TensorRT builds for) through torch, or None without a usable GPU."""
     if not cuda_available():
         return None
     import torch
 
+    if device_index is None:
+        device_index = torch.cuda.current_device()
     name = torch.cuda.get_device_name(device_index)
     major, minor = torch.cuda.get_device_capability(device_index)
     return name, f"{major}.{minor}"
@@ -367,6 +370,8 @@ class TrtApi:
             cache = config.create_timing_cache(data)
         except Exception as exc:
             LOG.warning("timing cache unreadable (%s); starting an empty one", exc)
+            cache = None
+        if cache is None and data:
             cache = config.create_timing_cache(b"")
         if cache is None:
             return False
