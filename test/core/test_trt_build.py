@@ -259,6 +259,63 @@ def test_compat_old_parser_errors_resolve_node_names(models):
     assert "my_custom_node" in message and "UNSUPPORTED_NODE" in message and "\n" not in message
 
 
+def test_compat_bindings_io_for_old_engines():
+    """TensorRT < 8.5 engines: I/O discovered through bindings and get_profile_shape."""
+    fp32 = types.SimpleNamespace(name="FLOAT")
+    engine = types.SimpleNamespace(
+        num_bindings=2,
+        get_binding_name=lambda i: ["image", "out"][i],
+        binding_is_input=lambda i: i == 0,
+        get_binding_shape=lambda i: [(-1, 3, 8, 8), (-1, 5)][i],
+        get_binding_dtype=lambda i: fp32,
+        get_profile_shape=lambda p, name: [(1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8)],
+    )
+    ios = TrtApi(_fake_trt("8.2.5")).io_tensors(engine)
+    assert [(t.name, t.is_input, t.binding_index) for t in ios] == [("image", True, 0), ("out", False, 1)]
+    assert ios[0].profile == ((1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8)) and ios[1].profile is None
+
+
+def test_runner_feed_validation_without_gpu(monkeypatch):
+    """The runner's input checks, on CPU tensors against a fake engine description."""
+    torch = pytest.importorskip("torch")
+    from h4w_core.backends import trt_runtime
+    from h4w_core.backends.trt_compat import InputMismatchError, IOTensor
+
+    monkeypatch.setattr(trt_runtime, "cuda_available", lambda: True)
+    runner = trt_runtime.TensorRTRunner("unused.engine", device="cuda:0")
+    runner.device = torch.device("cpu")  # validation only; execution needs CUDA
+    runner._api = TrtApi(_fake_trt("10.3.0"))
+    fp32 = types.SimpleNamespace(name="FLOAT")
+    runner._inputs = [
+        IOTensor("image", True, fp32, (-1, 3, 8, 8), ((1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8))),
+        IOTensor("bbox", True, fp32, (-1, 4), ((1, 4), (2, 4), (4, 4))),
+    ]
+    runner.is_active = True
+    ok = {"image": torch.zeros(2, 3, 8, 8), "bbox": torch.zeros(2, 4)}
+    checked = runner._validate(ok)
+    assert checked["image"] is ok["image"]
+    transposed = runner._validate({"image": ok["image"], "bbox": torch.zeros(4, 2).t()})
+    assert transposed["bbox"].is_contiguous()
+    bad = [
+        ([], "must be a dict"),
+        ({"image": ok["image"]}, r"missing \['bbox'\]"),
+        ({**ok, "extra": ok["bbox"]}, r"unexpected \['extra'\]"),
+        ({**ok, "image": ok["image"].numpy()}, "torch.Tensor"),
+        ({**ok, "image": ok["image"].half()}, "dtype torch.float16"),
+        ({**ok, "image": torch.zeros(2, 3, 8)}, "rank 4"),
+        ({**ok, "image": torch.zeros(2, 1, 8, 8)}, "axis 1"),
+        ({"image": torch.zeros(5, 3, 8, 8), "bbox": torch.zeros(5, 4)}, "profile 1..4"),
+        ({"image": torch.zeros(2, 3, 8, 8), "bbox": torch.zeros(3, 4)}, "disagree on batch"),
+    ]
+    for feed, message in bad:
+        with pytest.raises(InputMismatchError, match=message):
+            runner._validate(feed)
+    if not HAVE_CUDA:
+        runner.device = torch.device("cuda", 0)
+        with pytest.raises(InputMismatchError, match="runner executes on cuda:0"):
+            runner._validate(ok)
+
+
 # ------------------------------------------------------------------------- real builder (TRT)
 @requires_trt
 def test_parse_build_serialize_tiny_dynamic_batch(models):
