@@ -1,0 +1,47 @@
+"""TF frame names and the per-person frame tree (REP 155 style: ``<part>_<id>``).
+
+Per person, with ``<id>`` the track id (or ``p<index>`` in the frame when untracked):
+
+    <camera optical frame>
+      body_<id>                 pelvis: position and global orientation from SMPL-X
+        l_wrist_<id>            left wrist
+          l_index_1_<id> -> l_index_2_<id> -> l_index_3_<id>
+          l_middle_1_<id> ...   (the same for middle, pinky, ring, thumb)
+        r_wrist_<id>            right wrist, and its 15 finger frames
+
+Orientations are SMPL-X forward kinematics (hand means included); positions are the
+skeleton joints placed in the real camera frame.
+"""
+from __future__ import annotations
+
+from h4w_core.joint_tables import LEFT_FINGERS, LEFT_WRIST, RIGHT_FINGERS, RIGHT_WRIST, SKELETON_JOINT_NAMES
+
+PELVIS = 0
+
+
+def person_key(track_id: int, index: int) -> str:
+    """The id used in frame names and marker namespaces: the track id, else the index in the frame."""
+    return str(track_id) if track_id >= 0 else f"p{index}"
+
+
+def joint_frame(joint: int, key: str) -> str:
+    """Frame name of a skeleton joint (pelvis -> body_<key>)."""
+    if joint == PELVIS:
+        return f"body_{key}"
+    return f"{SKELETON_JOINT_NAMES[joint].lower()}_{key}"
+
+
+def _hand_tree(wrist: int, fingers: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(joint, parent) pairs: wrist under the pelvis, each finger chain of 3 under the wrist."""
+    pairs = [(wrist, PELVIS)]
+    for start in range(0, len(fingers), 3):
+        chain = fingers[start : start + 3]
+        pairs += [(chain[0], wrist), (chain[1], chain[0]), (chain[2], chain[1])]
+    return pairs
+
+
+# (joint, parent joint) for every published frame below body_<id>, parents first
+FRAME_TREE: tuple[tuple[int, int], ...] = tuple(_hand_tree(LEFT_WRIST, LEFT_FINGERS) + _hand_tree(RIGHT_WRIST, RIGHT_FINGERS))
+
+# Joints whose orientations WholeBodyMesh.hand_orientations carries, in its documented order
+HAND_ORIENTATION_JOINTS: tuple[int, ...] = (LEFT_WRIST, *LEFT_FINGERS, RIGHT_WRIST, *RIGHT_FINGERS)
