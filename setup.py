@@ -12,6 +12,8 @@ ROS_CONSOLE_SCRIPTS = [
 
 # h4w_core command-line tools ("name = h4w_core.cli.<module>:main").
 CORE_CONSOLE_SCRIPTS = [
+    "h4w-infer = h4w_core.cli.infer:main",
+    "h4w-build-engine = h4w_core.cli.build_engine:main",
 ]
 
 setup(
