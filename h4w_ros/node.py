@@ -43,6 +43,7 @@ OUTPUT_TOPIC = "/human/wholebody"
 FACES_TOPIC = "/human/wholebody/faces"
 MARKERS_TOPIC = "/human/wholebody/markers"
 OVERLAY_TOPIC = "/human/wholebody/overlay"
+NETWORK_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
 
 
 @dataclass
@@ -204,15 +205,19 @@ class WholeBodyNode(Node):
             return
         started = time.monotonic()
         try:
+            if image_msg.encoding not in NETWORK_ENCODINGS:
+                raise ImageConversionError(
+                    f"encoding {image_msg.encoding!r} is not a camera colour/grey image; "
+                    f"supported: {', '.join(NETWORK_ENCODINGS)}"
+                )
             image, order = image_to_numpy(image_msg)
         except ImageConversionError as exc:
             with self.lock:
                 self.stats.bad_input += 1
             self.get_logger().error(f"image rejected: {exc}", throttle_duration_sec=5.0)
             return
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-            order = "rgb"
+        if order == "mono":
+            image, order = np.repeat(image[:, :, None], 3, axis=2), "rgb"
         height, width = image.shape[:2]
         intrinsics = camera_intrinsics(info)
         if intrinsics is None:
