@@ -1,0 +1,209 @@
+"""h4w_node end to end: a real node process over real DDS (loopback), stand-in assets.
+
+The node is started from its executable with the config file, parameter overrides and
+remappings, exactly what launch/h4w.launch.py expands to.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import require_rclpy
+
+require_rclpy()
+
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from h4w_ros.msg import PersonBox, PersonBoxArray, WholeBodyMeshArray  # noqa: E402
+from h4w_ros.replay import Player, Recorder, camera_info_for  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+PHOTO = REPO / "data" / "astronaut.jpg"
+IMAGE_TOPIC = "/test_cam/image_raw"
+INFO_TOPIC = "/test_cam/camera_info"
+
+
+class NodeProcess:
+    """h4w_node in a subprocess with its output in a log file."""
+
+    def __init__(self, tmp_path: Path, overrides: dict[str, str]):
+        self.log_path = tmp_path / "h4w_node.log"
+        args = [sys.executable, "-m", "h4w_ros.node", "--ros-args", "--params-file", str(REPO / "config" / "h4w.yaml")]
+        for name, value in {"allow_standin": "true", **overrides}.items():
+            args += ["-p", f"{name}:={value}"]
+        args += ["-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}"]
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ), cwd=REPO)
+
+    def text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def start_node(tmp_path, standin_assets):
+    started = []
+
+    def start(**overrides) -> NodeProcess:
+        node = NodeProcess(tmp_path, {k: str(v) for k, v in overrides.items()})
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+def photo_rgb() -> np.ndarray:
+    return np.ascontiguousarray(cv2.imread(str(PHOTO), cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
+def wait_for_output(ros, node: NodeProcess, recorder: Recorder, player: Player, rgb: np.ndarray, timeout: float = 120.0):
+    """Publish the frame every second until an output with its stamp arrives."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert node.alive(), f"h4w_node exited:\n{node.text()}"
+        header = player.publish(rgb)
+        stamp = (header.stamp.sec, header.stamp.nanosec)
+
+        def got():
+            return [m for m in recorder.rec.meshes if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp]
+
+        if ros.spin_until(lambda: bool(got()), timeout=3.0):
+            return header, got()[0]
+    raise AssertionError(f"no output from h4w_node within {timeout}s:\n{node.text()[-3000:]}")
+
+
+def make_io(ros):
+    """The replay tool's player and recorder, spun by the test harness."""
+    player = Player(IMAGE_TOPIC, INFO_TOPIC, context=ros.context)
+    recorder = Recorder("h4w_test_recorder", context=ros.context)
+    for n in (player, recorder):
+        ros.executor.add_node(n)
+        ros._nodes.append(n)
+    return player, recorder
+
+
+def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
+    node = start_node(box_source="full_frame", publish_overlay="false")
+    player, recorder = make_io(ros)
+    rgb = photo_rgb()
+    header, out = wait_for_output(ros, node, recorder, player, rgb)
+
+    assert isinstance(out, WholeBodyMeshArray)
+    assert out.header.frame_id == header.frame_id == "camera_optical_frame"
+    assert len(out.people) == 1
+    person = out.people[0]
+    vertices = np.asarray(person.vertices, dtype=np.float64).reshape(-1, 3)
+    assert vertices.shape == (10475, 3) and np.all(np.isfinite(vertices))
+    h, w = rgb.shape[:2]
+    f = float(max(w, h))
+    u = vertices[:, 0] / vertices[:, 2] * f + w / 2
+    v = vertices[:, 1] / vertices[:, 2] * f + h / 2
+    inside = np.mean((vertices[:, 2] > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h))
+    assert inside > 0.95, f"only {inside:.0%} of the vertices project inside the image"
+    assert len(person.joints) == 137 and len(person.hand_orientations) == 32
+    q = np.array([[o.x, o.y, o.z, o.w] for o in person.hand_orientations])
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    assert person.track_id >= 0  # tracking is on by default and a track is born on its first frame
+    assert np.all(np.isfinite(person.body_pose)) and len(person.left_hand_pose) == 45
+
+    key = str(person.track_id)
+    assert ros.spin_until(lambda: any(t.header.stamp == header.stamp for m in recorder.rec.tf for t in m.transforms), 10)
+    frames = {t.child_frame_id: t for m in recorder.rec.tf for t in m.transforms if t.header.stamp == header.stamp}
+    assert frames[f"body_{key}"].header.frame_id == "camera_optical_frame"
+    assert frames[f"l_wrist_{key}"].header.frame_id == f"body_{key}"
+    assert frames[f"r_wrist_{key}"].header.frame_id == f"body_{key}"
+    assert frames[f"l_index_1_{key}"].header.frame_id == f"l_wrist_{key}"
+    assert frames[f"r_thumb_3_{key}"].header.frame_id == f"r_thumb_2_{key}"
+    assert len(frames) == 1 + 2 * 16
+
+    assert ros.spin_until(lambda: recorder.rec.markers and recorder.rec.faces is not None, 10)
+    markers = [m for arr in recorder.rec.markers for m in arr.markers if m.header.stamp == header.stamp]
+    mesh = next(m for m in markers if m.ns == "h4w_mesh")
+    bones = next(m for m in markers if m.ns == "h4w_skeleton")
+    assert mesh.type == mesh.TRIANGLE_LIST and len(mesh.points) == 20908 * 3
+    assert bones.type == bones.LINE_LIST and len(bones.points) == 54 * 2
+    faces = np.asarray(recorder.rec.faces.data).reshape(-1, 3)
+    assert faces.shape == (20908, 3) and faces.max() < 10475
+
+    assert ros.spin_until(lambda: any(s.values for d in recorder.rec.diagnostics for s in d.status), 10)
+    status = recorder.rec.diagnostics[-1].status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    for k in ("input_rate_hz", "output_rate_hz", "latency_ms_mean", "dropped_frames", "backend", "device"):
+        assert k in values
+    assert values["backend"] == "torch" and values["device"] == "cpu" and values["standin_assets"] == "True"
+    assert "STAND-IN" in node.text()
+
+
+def _raw_image(header: Header, encoding: str, width: int, height: int, data: bytes, step: int) -> Image:
+    return Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step, data=data)
+
+
+def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node):
+    node = start_node(box_source="detections", tracking="false")
+    player, recorder = make_io(ros)
+    det_pub = player.create_publisher(PersonBoxArray, "/detections", 10)  # the node's relative 'detections'
+    rgb = photo_rgb()
+
+    def publish_with_boxes(boxes):
+        header = player.publish(rgb)
+        det_pub.publish(PersonBoxArray(header=header, boxes=[PersonBox(x=b[0], y=b[1], width=b[2], height=b[3], score=1.0) for b in boxes]))
+        return header
+
+    # wait until the node answers at all (model loaded, discovery done)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not recorder.rec.meshes:
+        assert node.alive(), node.text()
+        publish_with_boxes([(20, 10, 360, 490)])
+        ros.spin_until(lambda: bool(recorder.rec.meshes), 3.0)
+    assert recorder.rec.meshes, node.text()[-3000:]
+
+    def stamp():
+        return Header(frame_id="camera_optical_frame", stamp=player.get_clock().now().to_msg())
+
+    bad = [
+        _raw_image(stamp(), "32FC1", 8, 8, bytes(256), 32),  # not a camera colour image
+        _raw_image(stamp(), "rgb8", 0, 0, b"", 0),  # zero size
+        _raw_image(stamp(), "rgb8", 64, 48, bytes(100), 192),  # data shorter than step * height
+    ]
+    for img in bad:  # each with matching camera_info and detections, so it reaches the worker
+        player.image_pub.publish(img)
+        player.info_pub.publish(camera_info_for(max(img.width, 1), max(img.height, 1), img.header))
+        det_pub.publish(PersonBoxArray(header=img.header, boxes=[PersonBox(x=0.0, y=0.0, width=4.0, height=4.0, score=1.0)]))
+        ros.spin_for(1.0)
+    # an image with no camera_info at all, then absurd and empty boxes
+    player.image_pub.publish(_raw_image(stamp(), "rgb8", 4, 4, bytes(48), 12))
+    before = len(recorder.rec.meshes)
+    header = publish_with_boxes([(1e7, 1e7, 50, 50), (0, 0, 0, 0), (20, 10, 360, 490)])
+    assert ros.spin_until(lambda: any(m.header.stamp == header.stamp for m in recorder.rec.meshes[before:]), 30), node.text()[-3000:]
+    out = next(m for m in recorder.rec.meshes[before:] if m.header.stamp == header.stamp)
+    assert len(out.people) == 1  # the two bad boxes were skipped, the good one estimated
+    ros.spin_for(1.0)
+    assert node.alive()
+    log = node.text()
+    assert "encoding '32FC1'" in log
+    assert "empty image" in log and "data length mismatch" in log
+    assert "skipping person box" in log
