@@ -1,0 +1,211 @@
+"""h4w_ros.sync: approximate-time matching (no DDS), and a synchronised pair over real DDS."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("rclpy", reason="rclpy is not importable: run scripts/setup_ros.sh VENV")
+
+from geometry_msgs.msg import PointStamped  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from h4w_ros import sync  # noqa: E402
+from h4w_ros.sync import (LocalApproximateTimeSynchronizer, LocalSimpleFilter,  # noqa: E402
+                          stamp_nanoseconds)
+
+pytestmark = pytest.mark.ros
+
+
+def stamped(t: float, tag: str = "") -> PointStamped:
+    msg = PointStamped()
+    ns = int(round(t * 1e9))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+    msg.header.frame_id = tag
+    return msg
+
+
+def seconds(msg) -> float:
+    return round(stamp_nanoseconds(msg) / 1e9, 6)
+
+
+class Rig:
+    """N local inputs feeding one synchronizer; outputs recorded as tuples of stamps."""
+
+    def __init__(self, n=2, queue_size=10, slop=0.05, **kwargs):
+        self.inputs = [LocalSimpleFilter() for _ in range(n)]
+        self.sync = LocalApproximateTimeSynchronizer(self.inputs, queue_size, slop, **kwargs)
+        self.out = []
+        self.sync.registerCallback(lambda *msgs: self.out.append(tuple(seconds(m) for m in msgs)))
+
+    def feed(self, index, t):
+        self.inputs[index].signalMessage(stamped(t))
+
+
+def test_stamp_nanoseconds():
+    assert stamp_nanoseconds(stamped(12.000000345)) == 12_000_000_345
+
+
+def test_exact_and_within_slop_match_in_input_order():
+    rig = Rig()
+    rig.feed(0, 1.0)
+    assert rig.out == []
+    rig.feed(1, 1.0)
+    rig.feed(1, 2.03)     # arrives first on input 1: output still in input order
+    rig.feed(0, 2.0)
+    assert rig.out == [(1.0, 1.0), (2.0, 2.03)]
+
+
+def test_outside_slop_no_match():
+    rig = Rig(slop=0.05)
+    rig.feed(0, 1.0)
+    rig.feed(1, 1.06)
+    assert rig.out == []
+    rig.feed(0, 1.05)     # 0.01 from 1.06: matches
+    assert rig.out == [(1.05, 1.06)]
+
+
+def test_slop_is_inclusive_and_zero_slop_needs_equal_stamps():
+    rig = Rig(slop=0.25)
+    rig.feed(0, 1.0)
+    rig.feed(1, 1.25)
+    assert rig.out == [(1.0, 1.25)]
+    exact = Rig(slop=0.0)
+    exact.feed(0, 1.0)
+    exact.feed(1, 1.000000001)
+    exact.feed(1, 1.0)
+    assert exact.out == [(1.0, 1.0)]
+
+
+def test_closest_candidate_wins():
+    rig = Rig(slop=0.1)
+    rig.feed(1, 0.95)
+    rig.feed(1, 1.02)
+    rig.feed(0, 1.0)
+    assert rig.out == [(1.0, 1.02)]
+
+
+def test_three_inputs_spread_must_fit_slop():
+    # Input 1's closest candidate to the new input-0 message (0.92) and input 2's only one
+    # (1.08) are 0.16 apart (> slop): the search must fall back to input 1's 1.09.
+    rig = Rig(n=3, slop=0.1)
+    rig.feed(1, 0.92)
+    rig.feed(1, 1.09)
+    rig.feed(2, 1.08)
+    rig.feed(2, 0.88)      # too far from 1.0: never a candidate
+    assert rig.out == []
+    rig.feed(0, 1.0)
+    assert len(rig.out) == 1
+    a, b, c = rig.out[0]
+    assert max(a, b, c) - min(a, b, c) <= 0.1 + 1e-9
+    assert rig.out == [(1.0, 1.09, 1.08)]
+
+
+def test_older_messages_dropped_after_match():
+    rig = Rig(slop=0.05)
+    rig.feed(0, 1.0)           # never matched
+    rig.feed(0, 2.0)
+    rig.feed(1, 2.01)          # emits (2.0, 2.01), drops input 0's 1.0
+    assert rig.out == [(2.0, 2.01)]
+    assert rig.sync.queues == [{}, {}]
+    rig.feed(1, 1.0)           # older than input 1's emitted stamp: dropped, not matched
+    rig.feed(0, 1.01)          # older than input 0's emitted stamp: dropped
+    assert rig.out == [(2.0, 2.01)]
+    assert rig.sync.queues == [{}, {}]
+    rig.feed(0, 3.0)
+    rig.feed(1, 3.0)
+    assert rig.out == [(2.0, 2.01), (3.0, 3.0)]
+
+
+def test_queue_size_evicts_oldest():
+    rig = Rig(queue_size=2, slop=0.05)
+    for t in (1.0, 2.0, 3.0):
+        rig.feed(0, t)
+    assert sorted(rig.sync.queues[0]) == [2_000_000_000, 3_000_000_000]
+    rig.feed(1, 1.0)           # its partner was evicted
+    assert rig.out == []
+    rig.feed(0, 0.5)           # older than everything in a full queue: evicted at once
+    assert sorted(rig.sync.queues[0]) == [2_000_000_000, 3_000_000_000]
+    rig.feed(1, 2.0)
+    assert rig.out == [(2.0, 2.0)]
+
+
+def test_callback_extra_args_and_several_callbacks():
+    rig = Rig()
+    seen = []
+    rig.sync.registerCallback(lambda a, b, tag: seen.append((seconds(a), seconds(b), tag)), "x")
+    rig.feed(0, 5.0)
+    rig.feed(1, 5.0)
+    assert seen == [(5.0, 5.0, "x")] and rig.out == [(5.0, 5.0)]
+
+
+def test_headerless_messages():
+    inputs = [LocalSimpleFilter(), LocalSimpleFilter()]
+    strict = LocalApproximateTimeSynchronizer(inputs, 5, 0.5)
+    got = []
+    strict.registerCallback(lambda *m: got.append(m))
+    inputs[0].signalMessage(String(data="a"))
+    inputs[1].signalMessage(String(data="b"))
+    assert got == [] and strict.queues == [{}, {}]
+
+    inputs = [LocalSimpleFilter(), LocalSimpleFilter()]
+    lenient = LocalApproximateTimeSynchronizer(inputs, 5, 0.5, allow_headerless=True)
+    lenient.registerCallback(lambda *m: got.append(tuple(x.data for x in m)))
+    inputs[0].signalMessage(String(data="a"))
+    inputs[1].signalMessage(String(data="b"))     # stamped "now": well within 0.5 s
+    assert got == [("a", "b")]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(fs=[LocalSimpleFilter()], queue_size=5, slop=0.1), "at least 2"),
+    (dict(fs=[LocalSimpleFilter(), LocalSimpleFilter()], queue_size=0, slop=0.1), "queue_size"),
+    (dict(fs=[LocalSimpleFilter(), LocalSimpleFilter()], queue_size=5, slop=-1.0), "slop"),
+    (dict(fs=[LocalSimpleFilter(), LocalSimpleFilter()], queue_size=5, slop=float("nan")), "slop"),
+])
+def test_invalid_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LocalApproximateTimeSynchronizer(**kwargs)
+
+
+def test_exports_follow_message_filters_availability():
+    try:
+        import message_filters  # noqa: F401
+    except ImportError:
+        assert not sync.USING_MESSAGE_FILTERS
+        assert sync.ApproximateTimeSynchronizer is LocalApproximateTimeSynchronizer
+        assert sync.Subscriber is sync.LocalSubscriber
+    else:
+        assert sync.USING_MESSAGE_FILTERS
+        assert sync.ApproximateTimeSynchronizer is message_filters.ApproximateTimeSynchronizer
+
+
+def test_image_and_camera_info_synchronised_over_dds(ros):
+    """The exported Subscriber/ApproximateTimeSynchronizer (real or local) over real DDS."""
+    from h4w_ros.qos import image_qos
+
+    pub_node, sub_node = ros.node("sync_pub"), ros.node("sync_sub")
+    qos = image_qos("reliable", depth=10)
+    image_sub = sync.Subscriber(sub_node, Image, "sync_image", qos_profile=qos)
+    info_sub = sync.Subscriber(sub_node, CameraInfo, "sync_camera_info", qos_profile=qos)
+    synchronizer = sync.ApproximateTimeSynchronizer([image_sub, info_sub], 10, 0.02)
+    pairs = []
+    synchronizer.registerCallback(lambda image, info: pairs.append(
+        (seconds(image), seconds(info), image.header.frame_id, info.header.frame_id)))
+
+    image_pub = pub_node.create_publisher(Image, "sync_image", qos)
+    info_pub = pub_node.create_publisher(CameraInfo, "sync_camera_info", qos)
+    assert ros.spin_until(lambda: image_pub.get_subscription_count() > 0
+                          and info_pub.get_subscription_count() > 0)
+
+    def publish(pub, msg_type, t):
+        msg = msg_type()
+        msg.header = stamped(t, "cam").header
+        pub.publish(msg)
+
+    for k in range(5):
+        publish(image_pub, Image, 10.0 + k)
+        publish(info_pub, CameraInfo, 10.0 + k + 0.005)   # camera_info stamped 5 ms later
+        ros.spin_for(0.02)
+    publish(info_pub, CameraInfo, 20.5)                    # no image partner: never emitted
+    assert ros.spin_until(lambda: len(pairs) >= 5)
+    ros.spin_for(0.3)
+    assert pairs == [(10.0 + k, 10.0 + k + 0.005, "cam", "cam") for k in range(5)]
