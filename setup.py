@@ -8,6 +8,7 @@ from setuptools import find_packages, setup
 # ROS node; colcon installs the same executable as lib/h4w_ros/h4w_node.
 ROS_CONSOLE_SCRIPTS = [
     "h4w_node = h4w_ros.node:main",
+    "h4w-replay = h4w_ros.replay:main",
 ]
 
 # h4w_core command-line tools ("name = h4w_core.cli.<module>:main").
