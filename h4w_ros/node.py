@@ -177,8 +177,8 @@ class WholeBodyNode(Node):
         now = time.monotonic()
         if seen and now - seen < 2.0 and now - paired > self.config.camera_info_timeout:
             self.get_logger().warning(
-                f"images arrive on {self.image_sub.topic_name} but no matching camera_info on "
-                f"{self.info_sub.topic_name} (within sync_slop={self.config.sync_slop}s): nothing is processed",
+                f"images arrive on {self.image_sub.sub.topic_name} but no matching camera_info on "
+                f"{self.info_sub.sub.topic_name} (within sync_slop={self.config.sync_slop}s): nothing is processed",
                 throttle_duration_sec=10.0,
             )
 
