@@ -77,12 +77,13 @@ def rate_hz(stamps: deque, window_s: float = 5.0) -> float:
 class WholeBodyNode(Node):
     def __init__(self, **kwargs):
         super().__init__("h4w_node", **kwargs)
-        self.config: NodeConfig = declare_and_read(self)
+        self.running = True
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
+        self.worker: threading.Thread | None = None
+        self.config: NodeConfig = declare_and_read(self)
         self.pending: tuple | None = None
         self.stats = Stats()
-        self.running = True
         self.model_error = ""
         self.standin = False
         self.estimator = None
@@ -97,7 +98,12 @@ class WholeBodyNode(Node):
         self.tf = make_transform_broadcaster(self) if self.config.publish_tf else None
 
         self._load_model()
-        self.people = PeoplePipeline(self.config, self.get_logger())
+        self.people = None
+        try:
+            self.people = PeoplePipeline(self.config, self.get_logger())
+        except Exception as exc:  # e.g. a missing detector model: keep running, say why
+            self.model_error = self.model_error or f"person boxes unavailable: {type(exc).__name__}: {exc}"
+            self.get_logger().error(f"{self.model_error}; frames will be dropped")
 
         qos = image_qos(self.config.image_reliability)
         self.image_sub = Subscriber(self, Image, "image", qos_profile=qos)
@@ -199,7 +205,7 @@ class WholeBodyNode(Node):
                 self.get_logger().error(f"frame skipped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     def _process(self, image_msg: Image, info: CameraInfo, detections: PersonBoxArray | None) -> None:
-        if self.estimator is None:
+        if self.estimator is None or self.people is None:
             with self.lock:
                 self.stats.dropped += 1
             return
@@ -300,7 +306,8 @@ class WholeBodyNode(Node):
         with self.wake:
             self.running = False
             self.wake.notify_all()
-        self.worker.join(timeout=5.0)
+        if self.worker is not None:
+            self.worker.join(timeout=5.0)
         super().destroy_node()
 
 
