@@ -13,7 +13,7 @@
 set -euo pipefail
 
 if [[ $# -ne 1 || "$1" == -h || "$1" == --help ]]; then
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 VENV=$(cd "$1" 2>/dev/null && pwd) || { echo "setup_ros: no such venv folder: $1" >&2; exit 2; }
