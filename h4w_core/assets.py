@@ -24,7 +24,7 @@ STANDIN_WARNING = (
     "INITIALISED checkpoint. Outputs show the pipeline working, NOT real pose estimates. "
     "Give --checkpoint snapshot_6.pth.tar and --smplx-dir with SMPLX_NEUTRAL.npz for real results. ***"
 )
-STANDIN_VERSION = 1  # bump when the generators change so caches are rebuilt
+STANDIN_VERSION = 3  # bump when the generators change so caches are rebuilt
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,18 @@ def make_standin_network(seed: int = 0) -> Hand4WholeNet:
         (net.hand_rotation_net.hand_pose_out[0], _identity_6d(15)),
         (net.face_regressor.jaw_pose_out[0], _identity_6d(1)),
     )
+    # a person ~1.7 m tall (T-pose arms included) fitting the crop: t_z = 56.38 * sigmoid(1.745) = 48 m
+    rnet = net.body_rotation_net
+    heads += (
+        (rnet.cam_out[0], torch.tensor([0.0, 0.1, 1.745])),
+        (rnet.shape_out[0], torch.zeros(10)),
+        (net.face_regressor.expr_out[0], torch.zeros(10)),
+        (net.box_net.lhand_size[2], torch.tensor([1.0, 1.0])),  # output-heatmap units (32 px)
+        (net.box_net.rhand_size[2], torch.tensor([1.0, 1.0])),
+        (net.box_net.face_size[2], torch.tensor([1.0, 1.0])),
+    )
     for layer, bias in heads:
-        layer.weight.mul_(1e-3)
+        layer.weight.mul_(1e-4)
         layer.bias.copy_(bias)
     for m in net.modules():  # realistic running stats so activations stay finite
         if isinstance(m, torch.nn.BatchNorm2d):

@@ -72,7 +72,7 @@ def render_overlay(image_bgr: np.ndarray, results, faces: np.ndarray, intrinsics
         for name in ("lhand_bbox", "rhand_bbox", "face_bbox"):
             draw_box(canvas, getattr(r, name), colour)
     if standin:
-        draw_banner(canvas, "STAND-IN ASSETS: random checkpoint, generated SMPL-X - not real estimates")
+        draw_banner(canvas, "STAND-IN ASSETS - not real estimates")
     return canvas[:, :, ::-1]
 
 

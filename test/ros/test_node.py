@@ -107,7 +107,7 @@ def make_io(ros):
 
 
 def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
-    node = start_node(box_source="full_frame", publish_overlay="false")
+    node = start_node(box_source="fixed_roi", fixed_roi="[20.0, 10.0, 360.0, 490.0]", publish_overlay="false")
     player, recorder = make_io(ros)
     rgb = photo_rgb()
     header, out = wait_for_output(ros, node, recorder, player, rgb)
@@ -123,7 +123,7 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     u = vertices[:, 0] / vertices[:, 2] * f + w / 2
     v = vertices[:, 1] / vertices[:, 2] * f + h / 2
     inside = np.mean((vertices[:, 2] > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h))
-    assert inside > 0.95, f"only {inside:.0%} of the vertices project inside the image"
+    assert inside > 0.9, f"only {inside:.0%} of the vertices project inside the image"
     assert len(person.joints) == 137 and len(person.hand_orientations) == 32
     q = np.array([[o.x, o.y, o.z, o.w] for o in person.hand_orientations])
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
