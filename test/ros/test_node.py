@@ -37,7 +37,10 @@ class NodeProcess:
 
     def __init__(self, tmp_path: Path, overrides: dict[str, str]):
         self.log_path = tmp_path / "h4w_node.log"
-        args = [sys.executable, "-m", "h4w_ros.node", "--ros-args", "--params-file", str(REPO / "config" / "h4w.yaml")]
+        # the installed executable, as launch runs it (console script of this venv)
+        executable = Path(sys.executable).with_name("h4w_node")
+        command = [str(executable)] if executable.exists() else [sys.executable, "-m", "h4w_ros.node"]
+        args = command + ["--ros-args", "--params-file", str(REPO / "config" / "h4w.yaml")]
         for name, value in {"allow_standin": "true", **overrides}.items():
             args += ["-p", f"{name}:={value}"]
         args += ["-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}"]

@@ -1,0 +1,62 @@
+"""The launch file and parameter file agree with the node (launch itself cannot run without apt ROS)."""
+from __future__ import annotations
+
+import ast
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import require_rclpy
+
+require_rclpy()
+
+from h4w_ros.params import DESCRIPTIONS, NodeConfig, validate  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_config_file_sets_exactly_the_declared_parameters():
+    data = yaml.safe_load((REPO / "config" / "h4w.yaml").read_text())
+    params = data["h4w_node"]["ros__parameters"]
+    declared = {f.name for f in fields(NodeConfig)}
+    assert set(params) == declared
+    assert set(DESCRIPTIONS) == declared
+    defaults = NodeConfig()
+    for name, value in params.items():
+        default = getattr(defaults, name)
+        assert isinstance(value, type(list(default)) if isinstance(default, tuple) else type(default)), name
+    validate(NodeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}))
+
+
+def test_launch_file_runs_the_node_with_config_overrides_and_remaps():
+    source = (REPO / "launch" / "h4w.launch.py").read_text()
+    tree = ast.parse(source)
+    calls = {node.func.id: node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    node_call = calls["Node"]
+    kwargs = {k.arg: k.value for k in node_call.keywords}
+    assert ast.literal_eval(kwargs["package"]) == "h4w_ros"
+    assert ast.literal_eval(kwargs["executable"]) == "h4w_node"
+    assert ast.literal_eval(kwargs["name"]) == "h4w_node"
+    remaps = ast.unparse(kwargs["remappings"])
+    assert remaps == "[('image', value('image')), ('camera_info', value('camera_info'))]"
+    declared = {ast.literal_eval(c.args[0]) for c in ast.walk(tree)
+                if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "DeclareLaunchArgument"}
+    assert {"image", "camera_info", "config", "checkpoint", "smplx_dir", "device", "backend"} <= declared
+    overridable = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "OVERRIDABLE")
+    assert set(ast.literal_eval(overridable.value)) <= {f.name for f in fields(NodeConfig)}
+
+
+def test_rviz_config_shows_markers_and_tf():
+    rviz = yaml.safe_load((REPO / "config" / "h4w.rviz").read_text())
+    displays = rviz["Visualization Manager"]["Displays"]
+    classes = {d["Class"]: d for d in displays}
+    assert classes["rviz_default_plugins/MarkerArray"]["Topic"]["Value"] == "/human/wholebody/markers"
+    assert "rviz_default_plugins/TF" in classes
+
+
+@pytest.mark.parametrize("bad", [{"box_source": "everything"}, {"backend": "magic"}, {"box_source": "fixed_roi"}])
+def test_contradictory_parameters_are_rejected(bad):
+    with pytest.raises(ValueError):
+        validate(NodeConfig(**bad))
