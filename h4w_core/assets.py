@@ -24,7 +24,7 @@ STANDIN_WARNING = (
     "INITIALISED checkpoint. Outputs show the pipeline working, NOT real pose estimates. "
     "Give --checkpoint snapshot_6.pth.tar and --smplx-dir with SMPLX_NEUTRAL.npz for real results. ***"
 )
-STANDIN_VERSION = 3  # bump when the generators change so caches are rebuilt
+STANDIN_VERSION = 4  # bump when the generators change so caches are rebuilt
 
 
 @dataclass(frozen=True)
