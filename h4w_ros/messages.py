@@ -111,8 +111,9 @@ def person_markers(
     mesh.scale.x = mesh.scale.y = mesh.scale.z = 1.0
     mesh.color = _colour(colour_index, 0.8)
     mesh.lifetime = lifetime
-    corners = np.asarray(result.vertices, dtype=np.float64)[faces[::face_stride].reshape(-1)]
-    mesh.points = [Point(x=x, y=y, z=z) for x, y, z in corners.tolist()]
+    # one Point per vertex, shared by the triangles that use it (6x fewer objects to build)
+    vertex_points = [Point(x=x, y=y, z=z) for x, y, z in np.asarray(result.vertices, dtype=np.float64).tolist()]
+    mesh.points = [vertex_points[i] for i in faces[::face_stride].reshape(-1).tolist()]
     bones = Marker(header=header, ns=SKELETON_NS, id=marker_id(key), type=Marker.LINE_LIST, action=Marker.ADD)
     bones.pose.orientation.w = 1.0
     bones.scale.x = 0.01  # line width, metres

@@ -1,0 +1,113 @@
+"""python -m h4w_ros.bench: the node's own per-frame overhead, network excluded, in milliseconds.
+
+Stages: image message -> numpy, post-processing (placement, boxes), WholeBodyMeshArray building,
+its serialisation, TF building, marker building, and publishing all of them on real publishers.
+The network runs once beforehand (stand-in assets unless real ones are given); its outputs are
+reused so only the node's work is timed. Prints a table and JSON; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+import torch
+from rclpy.serialization import serialize_message
+from std_msgs.msg import Header
+
+from h4w_core.assets import resolve_assets
+from h4w_core.estimator import WholeBodyEstimator
+from h4w_core.results import Intrinsics
+from h4w_ros import messages
+from h4w_ros.image_conversion import image_to_numpy, numpy_to_image
+from h4w_ros.msg import WholeBodyMeshArray
+from h4w_ros.tf_compat import make_transform_broadcaster
+from visualization_msgs.msg import MarkerArray
+
+PHOTO = Path(__file__).resolve().parents[1] / "data" / "astronaut.jpg"
+STAGES = ("image_to_numpy", "postprocess", "mesh_message", "serialize", "tf_build", "markers_build", "publish", "total")
+
+
+def bench(persons: int, repeats: int, estimator: WholeBodyEstimator, node, width: int = 640, height: int = 480) -> dict:
+    photo = cv2.resize(cv2.imread(str(PHOTO)), (height, height))
+    frame = np.zeros((height, width, 3), np.uint8)
+    frame[:, (width - height) // 2 : (width + height) // 2] = photo
+    header = Header(frame_id="camera_optical_frame")
+    image_msg = numpy_to_image(frame, "bgr8", header)
+    boxes = [[(width - height) // 2 + 20 + 10 * i, 10, 300, 460] for i in range(persons)]
+    intrinsics = Intrinsics(600.0, 600.0, width / 2, height / 2)
+    crops, kept = estimator.crops(frame, boxes, "bgr")
+    with torch.no_grad():
+        out, body = estimator.forward(torch.from_numpy(np.stack([c.patch for c in crops])))
+    parents = estimator.body_model.layer.parents.cpu().numpy()
+    mesh_pub = node.create_publisher(WholeBodyMeshArray, "/h4w_bench/wholebody", 10)
+    marker_pub = node.create_publisher(MarkerArray, "/h4w_bench/markers", 10)
+    tf = make_transform_broadcaster(node)
+    samples = defaultdict(list)
+    for _ in range(repeats + 1):  # the first round warms up
+        t = {}
+        start = time.perf_counter()
+        image, order = image_to_numpy(image_msg)
+        t["image_to_numpy"] = time.perf_counter()
+        results = estimator.assemble(out, body, crops, kept, intrinsics)
+        t["postprocess"] = time.perf_counter()
+        array = messages.array_message(header, [messages.person_message(r) for r in results])
+        t["mesh_message"] = time.perf_counter()
+        serialize_message(array)
+        t["serialize"] = time.perf_counter()
+        transforms = [tr for i, r in enumerate(results) for tr in messages.person_transforms(r, header, str(i))]
+        t["tf_build"] = time.perf_counter()
+        markers = [m for i, r in enumerate(results) for m in messages.person_markers(r, header, str(i), estimator.faces, parents, i, 1.0)]
+        t["markers_build"] = time.perf_counter()
+        mesh_pub.publish(array)
+        tf.sendTransform(transforms)
+        marker_pub.publish(messages.marker_array(markers))
+        t["publish"] = time.perf_counter()
+        previous = start
+        for stage in STAGES[:-1]:
+            samples[stage].append((t[stage] - previous) * 1000.0)
+            previous = t[stage]
+        samples["total"].append((previous - start) * 1000.0)
+    return {"persons": persons, "image": f"{width}x{height} bgr8",
+            **{f"{s}_ms": round(statistics.median(samples[s][1:]), 2) for s in STAGES}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m h4w_ros.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--persons", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--smplx-dir", default=None)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    assets = resolve_assets(args.checkpoint, args.smplx_dir)
+    estimator = WholeBodyEstimator(assets.checkpoint, assets.smplx_dir)
+    rclpy.init()
+    node = rclpy.create_node("h4w_bench")
+    try:
+        records = [bench(n, args.repeats, estimator, node) for n in args.persons]
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    header = ["persons"] + list(STAGES)
+    rows = [header] + [[str(r["persons"])] + [f"{r[s + '_ms']:.2f}" for s in STAGES] for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(c.rjust(widths[i]) for i, c in enumerate(row)))
+    print("(median ms per frame, network excluded)")
+    text = json.dumps(records, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
