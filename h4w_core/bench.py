@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import statistics
 import sys
@@ -22,6 +21,7 @@ import torch
 
 from h4w_core.assets import resolve_assets
 from h4w_core.estimator import WholeBodyEstimator
+from h4w_core.report import emit, format_table
 from h4w_core.results import Intrinsics
 
 SAMPLE_IMAGE = Path(__file__).resolve().parents[1] / "data" / "astronaut.jpg"
@@ -91,12 +91,9 @@ def run_bench(estimator: WholeBodyEstimator, image: np.ndarray, batches: list[in
     return records
 
 
-def format_table(records: list[dict]) -> str:
-    header = ["batch"] + [s for s in STAGES] + ["persons/s"]
-    rows = [header] + [[str(r["batch"])] + [f"{r[s + '_ms']:.1f}" for s in STAGES] + [f"{r['persons_per_s']:.2f}"] for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in rows]
-    return "\n".join([lines[0], "-" * len(lines[0])] + lines[1:]) + "\n(median milliseconds per frame)"
+def stage_table(records: list[dict]) -> str:
+    rows = [[str(r["batch"])] + [f"{r[s + '_ms']:.1f}" for s in STAGES] + [f"{r['persons_per_s']:.2f}"] for r in records]
+    return format_table(["batch", *STAGES, "persons/s"], rows, "(median milliseconds per frame)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,11 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print("note: stand-in assets (timings are representative: same network and mesh sizes)", file=sys.stderr)
     estimator = WholeBodyEstimator(assets.checkpoint, assets.smplx_dir, device=args.device)
     records = run_bench(estimator, image, args.batches, args.repeats, args.warmup)
-    print(format_table(records))
-    text = json.dumps(records, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit(stage_table(records), records, args.json)
     return 0
 
 

@@ -8,7 +8,6 @@ reused so only the node's work is timed. Prints a table and JSON; asserts nothin
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ from std_msgs.msg import Header
 
 from h4w_core.assets import resolve_assets
 from h4w_core.estimator import WholeBodyEstimator
+from h4w_core.report import emit, format_table
 from h4w_core.results import Intrinsics
 from h4w_ros import messages
 from h4w_ros.image_conversion import image_to_numpy, numpy_to_image
@@ -96,16 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    header = ["persons"] + list(STAGES)
-    rows = [header] + [[str(r["persons"])] + [f"{r[s + '_ms']:.2f}" for s in STAGES] for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print("  ".join(c.rjust(widths[i]) for i, c in enumerate(row)))
-    print("(median ms per frame, network excluded)")
-    text = json.dumps(records, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    rows = [[str(r["persons"])] + [f"{r[s + '_ms']:.2f}" for s in STAGES] for r in records]
+    emit(format_table(["persons", *STAGES], rows, "(median ms per frame, network excluded)"), records, args.json)
     return 0
 
 
