@@ -40,7 +40,7 @@ class _Walker:
 
 # Person 1 is the largest, so the nearest: it is drawn over person 0 where they cross.
 _WALKERS = (
-    _Walker((0.0, 1.0), (0.10, 0.70), 0.54, 0.86, False, 0.0),
+    _Walker((0.0, 1.0), (0.10, 0.70), 0.50, 0.84, False, 0.0),
     _Walker((0.0, 1.0), (0.62, 0.10), 0.58, 0.90, True, 1.3),
     _Walker((0.0, 0.25, 0.6, 1.0), (0.82, 1.15, 1.15, 0.86), 0.50, 0.83, False, 2.1),
 )

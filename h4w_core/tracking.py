@@ -6,9 +6,10 @@ track predicts its box with a constant velocity, detections are assigned to pred
 maximum total IoU (scipy's linear_sum_assignment), and birth / death are counted in frames:
 
 * birth: a new box starts a tentative track; it gets an id once it has been matched in
-  ``min_hits`` consecutive frames (until then ``update`` reports -1 for it, so a one-frame
-  false positive never gets an id, a TF frame or a marker). A tentative track that misses a
-  frame is dropped.
+  ``min_hits`` frames (until then ``update`` reports -1 for it, so a one-frame false positive
+  never gets an id, a TF frame or a marker). A tentative track that misses more than
+  ``birth_max_misses`` consecutive frames is dropped (1 by default: detectors such as HOG miss
+  a visible person now and then).
 * death: a confirmed track that has not been matched for more than ``max_age`` frames is
   removed and its id reported once by ``lost_ids()``, so the node can withdraw its TF frames
   and markers. Ids are never reused.
@@ -34,7 +35,8 @@ class TrackerConfig:
     """Association and life-cycle parameters (counted in frames, not seconds).
 
     iou_threshold: a detection continues a track only if IoU(prediction, box) >= this.
-    min_hits: consecutive matched frames before a track is confirmed and gets an id (1: at once).
+    min_hits: matched frames before a track is confirmed and gets an id (1: at once).
+    birth_max_misses: consecutive misses after which a tentative track is dropped.
     max_age: frames a confirmed track may go unmatched before it is removed (0: at the first miss).
     min_score: detections below this score neither start nor continue tracks.
     velocity_gain: weight of the newest frame-to-frame motion in the velocity estimate (0..1).
@@ -42,6 +44,7 @@ class TrackerConfig:
 
     iou_threshold: float = 0.3
     min_hits: int = 2
+    birth_max_misses: int = 1
     max_age: int = 15
     min_score: float = 0.0
     velocity_gain: float = 0.5
@@ -51,6 +54,8 @@ class TrackerConfig:
             raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
         if self.min_hits < 1:
             raise ValueError(f"min_hits must be >= 1, got {self.min_hits}")
+        if self.birth_max_misses < 0:
+            raise ValueError(f"birth_max_misses must be >= 0, got {self.birth_max_misses}")
         if self.max_age < 0:
             raise ValueError(f"max_age must be >= 0, got {self.max_age}")
         if not 0.0 <= self.velocity_gain <= 1.0:
@@ -151,9 +156,9 @@ class Tracker:
         for track in self._tracks:
             if id(track) not in matched:
                 track.misses += 1
-                if track.track_id < 0:
-                    continue  # tentative tracks die at their first miss
-                if track.misses > cfg.max_age:
+                if track.track_id < 0 and track.misses > cfg.birth_max_misses:
+                    continue
+                if track.track_id >= 0 and track.misses > cfg.max_age:
                     self._lost.append(track.track_id)
                     continue
             survivors.append(track)
