@@ -48,17 +48,19 @@ class DepthConfig:
             raise ValueError("outlier_mads must be positive and outlier_floor_m non-negative")
 
 
-def depth_in_metres(depth: np.ndarray) -> np.ndarray:
-    """(H, W) uint16 millimetres or float32/float64 metres -> float64 metres, NaN where invalid."""
+def _check_depth(depth: np.ndarray) -> np.ndarray:
+    """Validate a depth image; returns it as (H, W)."""
     if not isinstance(depth, np.ndarray) or depth.ndim not in (2, 3) or (depth.ndim == 3 and depth.shape[2] != 1):
         raise InvalidDepthImageError(f"depth image must be (H, W), got {getattr(depth, 'shape', type(depth))}")
-    depth = depth.reshape(depth.shape[:2])
-    if depth.dtype == np.uint16:
-        metres = depth.astype(np.float64) / 1000.0
-    elif depth.dtype in (np.float32, np.float64):
-        metres = depth.astype(np.float64)
-    else:
+    if depth.dtype not in (np.uint16, np.float32, np.float64):
         raise InvalidDepthImageError(f"depth must be uint16 (mm) or float32 (m), got {depth.dtype}")
+    return depth.reshape(depth.shape[:2])
+
+
+def depth_in_metres(depth: np.ndarray) -> np.ndarray:
+    """Depth readings (any shape) as uint16 millimetres or float metres -> float64 metres, NaN
+    where invalid (0, NaN, inf)."""
+    metres = depth.astype(np.float64) / (1000.0 if depth.dtype == np.uint16 else 1.0)
     metres[~np.isfinite(metres) | (metres <= 0)] = np.nan
     return metres
 
@@ -97,13 +99,13 @@ def torso_depth(depth: np.ndarray, pixels_xy: np.ndarray, config: DepthConfig | 
     readings within ``outlier_mads`` scaled MADs of it.
     """
     cfg = config or DepthConfig()
-    metres = depth_in_metres(depth)
+    depth = _check_depth(depth)
     pix = np.round(np.asarray(pixels_xy, dtype=np.float64).reshape(-1, 2))
     pix = pix[np.all(np.isfinite(pix), axis=1)].astype(np.int64)
-    height, width = metres.shape
+    height, width = depth.shape
     inside = (pix[:, 0] >= 0) & (pix[:, 0] < width) & (pix[:, 1] >= 0) & (pix[:, 1] < height)
     pix = np.unique(pix[inside], axis=0)
-    values = metres[pix[:, 1], pix[:, 0]]
+    values = depth_in_metres(depth[pix[:, 1], pix[:, 0]])
     values = values[np.isfinite(values) & (values >= cfg.min_depth_m) & (values <= cfg.max_depth_m)]
     if len(values) < cfg.min_valid_pixels:
         return None

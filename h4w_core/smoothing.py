@@ -129,6 +129,8 @@ class OneEuroRotation:
 
     def __call__(self, t: float, rotations: Rotation) -> Rotation:
         """Filter a scipy Rotation of K rotations taken at time t (seconds); returns the estimate."""
+        if rotations.single:
+            raise ValueError("pass a stack of rotations (e.g. Rotation.from_matrix(m[None])), not a single one")
         dt = self._clock.step(t)
         if dt is None or self._r is None or len(self._r) != len(rotations):
             self._r, self._w = rotations, np.zeros((len(rotations), 3))

@@ -91,7 +91,9 @@ def _write_model(path: Path, layout: str) -> Path:
         out_shape = [1, NUM_CANDIDATES, 7]
     else:  # drop the objectness column, channels first
         nodes += [
-            helper.make_node("Constant", [], ["keep"], value=numpy_helper.from_array(np.array([0, 1, 2, 3, 5, 6], np.int64))),
+            helper.make_node(
+                "Constant", [], ["keep"], value=numpy_helper.from_array(np.array([0, 1, 2, 3, 5, 6], np.int64))
+            ),
             helper.make_node("Gather", ["rows_b", "keep"], ["rows8"], axis=2),
             helper.make_node("Transpose", ["rows8"], ["output0"], perm=[0, 2, 1]),
         ]

@@ -117,7 +117,7 @@ def test_rotation_through_the_axis_angle_wrap_at_180_degrees():
     truth = Rotation.from_rotvec(np.stack([np.zeros_like(angles), np.zeros_like(angles), angles], 1))
     rotvecs = truth.as_rotvec()  # scipy wraps the angle into [0, pi]
     assert rotvecs[0, 2] > 0 > rotvecs[-1, 2]
-    smoother, naive, errors, naive_errors = PoseSmoother(), OneEuroVector(OneEuroConfig(1.0, 0.5, 1.0)), [], []
+    smoother, naive, errors, naive_errors = PoseSmoother(), OneEuroVector(ROTATION_DEFAULT), [], []
     for t, rv, q in zip(times, rotvecs, truth):
         _, out = smoother(t, np.zeros(3), rv[None])
         assert out.shape == (1, 3)
@@ -143,6 +143,8 @@ def test_pose_smoother_formats_and_per_joint_cutoffs():
         smoother(2.0, np.zeros(3), np.zeros((3, 4)))
     with pytest.raises(ValueError):
         smoother(2.0, np.zeros(2), np.zeros((3, 3)))
+    with pytest.raises(ValueError):
+        OneEuroRotation()(0.0, Rotation.identity())  # a stack of K rotations is expected
 
 
 def test_track_smoothers_keep_state_per_id_and_drop_lost_tracks():
