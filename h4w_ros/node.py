@@ -13,6 +13,7 @@ while another waits replaces it (counted as dropped), so no backlog builds up.
 """
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -88,6 +89,7 @@ class WholeBodyNode(Node):
         self.standin = False
         self.estimator = None
         self.previous_keys: set[str] = set()
+        self.error_times: dict[str, float] = {}
 
         self.mesh_pub = self.create_publisher(WholeBodyMeshArray, OUTPUT_TOPIC, 10)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
@@ -188,6 +190,14 @@ class WholeBodyNode(Node):
                 throttle_duration_sec=10.0,
             )
 
+    def _error_once_per(self, text: str, period_s: float = 5.0) -> None:
+        """Log an error, repeating the same text at most once per period (a camera with a wrong
+        encoding would otherwise flood the log at frame rate; distinct problems all show)."""
+        now = time.monotonic()
+        if now - self.error_times.get(text, -1e9) >= period_s:
+            self.error_times[text] = now
+            self.get_logger().error(text)
+
     # ---- worker ------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
@@ -202,7 +212,7 @@ class WholeBodyNode(Node):
             except Exception as exc:  # the worker must survive any single bad frame
                 with self.lock:
                     self.stats.bad_input += 1
-                self.get_logger().error(f"frame skipped: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+                self._error_once_per(f"frame skipped: {type(exc).__name__}: {exc}")
 
     def _process(self, image_msg: Image, info: CameraInfo, detections: PersonBoxArray | None) -> None:
         if self.estimator is None or self.people is None:
@@ -220,7 +230,7 @@ class WholeBodyNode(Node):
         except ImageConversionError as exc:
             with self.lock:
                 self.stats.bad_input += 1
-            self.get_logger().error(f"image rejected: {exc}", throttle_duration_sec=5.0)
+            self._error_once_per(f"image rejected: {exc}")
             return
         if order == "mono":
             image, order = np.repeat(image[:, :, None], 3, axis=2), "rgb"
@@ -312,6 +322,8 @@ class WholeBodyNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # h4w_core reports through Python logging: give it the same stream and a ROS-like prefix
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = None
     try:

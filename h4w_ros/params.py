@@ -32,8 +32,9 @@ class NodeConfig:
     track_min_hits: int = 1
     track_max_age: int = 15
     smoothing: bool = True
-    smoothing_min_cutoff: float = 1.0
-    smoothing_beta: float = 0.05
+    smoothing_min_cutoff: float = 0.5
+    smoothing_translation_beta: float = 1.0
+    smoothing_rotation_beta: float = 0.5
     publish_mesh: bool = True
     publish_markers: bool = True
     publish_tf: bool = True
@@ -74,7 +75,8 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
     "track_max_age": ("Frames a track survives unseen before it is dropped (death).", _int_range(0, 1000)),
     "smoothing": ("One-Euro smoothing per track of translation and rotations (on SO(3)).", {}),
     "smoothing_min_cutoff": ("One-Euro minimum cutoff frequency (Hz): lower = smoother when still.", _float_range(0.001, 100.0)),
-    "smoothing_beta": ("One-Euro speed coefficient: higher = less lag when moving.", _float_range(0.0, 100.0)),
+    "smoothing_translation_beta": ("One-Euro speed gain for translation (Hz per m/s): higher = less lag when moving.", _float_range(0.0, 100.0)),
+    "smoothing_rotation_beta": ("One-Euro speed gain for rotations (Hz per rad/s): higher = less lag when turning.", _float_range(0.0, 100.0)),
     "publish_mesh": ("Fill WholeBodyMesh.vertices (10475 x 3 floats per person).", {}),
     "publish_markers": ("Publish RViz markers on /human/wholebody/markers.", {}),
     "publish_tf": ("Broadcast TF frames for pelvis, wrists and finger joints.", {}),

@@ -29,9 +29,12 @@ class PeoplePipeline:
             self.tracker = Tracker(TrackerConfig(iou_threshold=config.track_iou_threshold,
                                                  min_hits=config.track_min_hits, max_age=config.track_max_age))
             if config.smoothing:
-                from h4w_core.smoothing import OneEuroConfig, TrackSmoothers
+                from h4w_core.smoothing import OneEuroConfig, SmootherConfig, TrackSmoothers
 
-                self.smoothers = TrackSmoothers(OneEuroConfig(min_cutoff=config.smoothing_min_cutoff, beta=config.smoothing_beta))
+                self.smoothers = TrackSmoothers(SmootherConfig(
+                    translation=OneEuroConfig(min_cutoff=config.smoothing_min_cutoff, beta=config.smoothing_translation_beta),
+                    rotation=OneEuroConfig(min_cutoff=config.smoothing_min_cutoff, beta=config.smoothing_rotation_beta),
+                ))
 
     def boxes(self, image: np.ndarray, order: str, detections) -> tuple[np.ndarray, np.ndarray]:
         """(P, 4) x y w h boxes and (P,) scores, at most max_persons, best first."""
@@ -70,7 +73,7 @@ class PeoplePipeline:
                 smooth_result(r, self.smoothers, stamp_s)
             tracked.append(r)
         if self.smoothers is not None:
-            self.smoothers.keep_only({r.track_id for r in tracked} | set(self.tracker.active_ids()))
+            self.smoothers.retain(self.tracker.active_ids())
         return tracked
 
 
@@ -82,7 +85,7 @@ def _input_or_processed_box(result: PersonResult) -> np.ndarray:
 def smooth_result(result: PersonResult, smoothers, stamp_s: float) -> None:
     """Filter pelvis translation and every skeleton orientation; move the mesh with the pelvis."""
     pelvis = result.skeleton_joints[0].astype(np.float64)
-    smoothed_pelvis, rotations = smoothers.filter(result.track_id, stamp_s, pelvis, result.skeleton_rotations)
+    smoothed_pelvis, rotations = smoothers(result.track_id, stamp_s, pelvis, result.skeleton_rotations)
     shift = (np.asarray(smoothed_pelvis) - pelvis).astype(np.float32)
     result.vertices = result.vertices + shift
     result.joints = result.joints + shift

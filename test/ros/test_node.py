@@ -41,7 +41,9 @@ class NodeProcess:
         executable = Path(sys.executable).with_name("h4w_node")
         command = [str(executable)] if executable.exists() else [sys.executable, "-m", "h4w_ros.node"]
         args = command + ["--ros-args", "--params-file", str(REPO / "config" / "h4w.yaml")]
-        for name, value in {"allow_standin": "true", **overrides}.items():
+        # reliable images: a 512x512 rgb8 frame is larger than Fast DDS's default shared-memory
+        # segment, which best-effort delivery cannot use (see config/fastdds_large_images.xml)
+        for name, value in {"allow_standin": "true", "image_reliability": "reliable", **overrides}.items():
             args += ["-p", f"{name}:={value}"]
         args += ["-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={INFO_TOPIC}"]
         self.log = open(self.log_path, "w")
@@ -173,7 +175,7 @@ def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node):
 
     def publish_with_boxes(boxes):
         header = player.publish(rgb)
-        det_pub.publish(PersonBoxArray(header=header, boxes=[PersonBox(x=b[0], y=b[1], width=b[2], height=b[3], score=1.0) for b in boxes]))
+        det_pub.publish(PersonBoxArray(header=header, boxes=[PersonBox(x=float(b[0]), y=float(b[1]), width=float(b[2]), height=float(b[3]), score=1.0) for b in boxes]))
         return header
 
     # wait until the node answers at all (model loaded, discovery done)
@@ -199,6 +201,7 @@ def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node):
         ros.spin_for(1.0)
     # an image with no camera_info at all, then absurd and empty boxes
     player.image_pub.publish(_raw_image(stamp(), "rgb8", 4, 4, bytes(48), 12))
+    ros.spin_for(1.0)  # further apart than sync_slop, so it cannot pair with the next frame
     before = len(recorder.rec.meshes)
     header = publish_with_boxes([(1e7, 1e7, 50, 50), (0, 0, 0, 0), (20, 10, 360, 490)])
     assert ros.spin_until(lambda: any(m.header.stamp == header.stamp for m in recorder.rec.meshes[before:]), 30), node.text()[-3000:]
@@ -210,3 +213,5 @@ def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node):
     assert "encoding '32FC1'" in log
     assert "empty image" in log and "data length mismatch" in log
     assert "skipping person box" in log
+    assert ros.spin_until(lambda: any(kv.key == "bad_input_frames" and kv.value == "3"
+                                      for d in recorder.rec.diagnostics for s in d.status for kv in s.values), 5)
