@@ -131,9 +131,12 @@ def play(frames: list[np.ndarray], out_dir: Path, image_topic: str, info_topic: 
     executor.add_node(recorder)
     summary = {"frames": []}
     try:
-        deadline = time.monotonic() + wait_s  # the node may still be loading its model
-        while recorder.count_publishers(OUTPUT_TOPIC) == 0 and time.monotonic() < deadline:
+        deadline = time.monotonic() + wait_s  # the node subscribes once its model is loaded
+        while time.monotonic() < deadline and (
+            player.image_pub.get_subscription_count() == 0 or recorder.count_publishers(OUTPUT_TOPIC) == 0
+        ):
             executor.spin_once(timeout_sec=0.1)
+        executor.spin_once(timeout_sec=0.5)  # let the matching settle both ways
         for index, rgb in enumerate(frames):
             before = len(recorder.rec.meshes)
             header = player.publish(rgb)

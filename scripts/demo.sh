@@ -32,10 +32,10 @@ echo "--- 2/2 h4w_node on a replayed multi-person sequence (detector + tracking)
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-42}
 export ROS_LOG_DIR=${ROS_LOG_DIR:-$OUT/ros_log}
 "$PY" -m h4w_ros.node --ros-args --params-file config/h4w.yaml "${NODE_ASSETS[@]}" \
-  -p box_source:=detector -p publish_overlay:=true \
+  -p box_source:=detector -p detector_score_threshold:=0.4 -p publish_overlay:=true \
   -r image:=/camera/image_raw -r camera_info:=/camera/camera_info > "$OUT/h4w_node.log" 2>&1 &
 NODE_PID=$!
 trap 'kill -INT $NODE_PID 2>/dev/null; wait $NODE_PID 2>/dev/null || true' EXIT
-"$VENV/bin/h4w-replay" --out "$OUT/replay" --frames 12 --period 0.3
+"$VENV/bin/h4w-replay" --out "$OUT/replay" --frames 20 --period 0.1
 echo "node log: $OUT/h4w_node.log"
 echo "outputs: $OUT/astronaut_overlay.png, $OUT/replay/summary.json, $OUT/replay/frame_*.png"
