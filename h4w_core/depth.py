@@ -135,3 +135,39 @@ def rescale_to_depth(points: np.ndarray, estimated_depth: float, measured_depth:
     vertices), otherwise the person lands that much too close.
     """
     return np.asarray(points, dtype=np.float64) * depth_scale(estimated_depth, measured_depth)
+
+
+# 137-joint indices of the torso corners (joint_tables.JOINT_NAMES)
+TORSO_JOINTS = (1, 2, 8, 9)  # L_Hip, R_Hip, L_Shoulder, R_Shoulder
+
+
+def place_person_with_depth(result, depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
+                            config: DepthConfig | None = None) -> float | None:
+    """Rescale one PersonResult's real-camera points so its torso sits at the measured depth.
+
+    The torso is the hull of the projected shoulders and hips. The sensor's robust torso depth
+    is compared with the same quantity on the mesh: the near (front) surface, i.e. the 25th
+    percentile depth of the vertices that project into the torso. Returns the applied scale,
+    or None (result unchanged) when the depth image has too few valid torso readings.
+    """
+    corners = np.asarray(result.joints_img, dtype=np.float64)[list(TORSO_JOINTS)]
+    pixels = polygon_pixels(corners, depth.shape)
+    measured = torso_depth(depth, pixels, config)
+    if measured is None:
+        return None
+    v = np.asarray(result.vertices, dtype=np.float64)
+    u = np.round(v[:, 0] / v[:, 2] * fx + cx).astype(np.int64)
+    w = np.round(v[:, 1] / v[:, 2] * fy + cy).astype(np.int64)
+    mask = np.zeros(depth.shape[:2], dtype=bool)
+    mask[pixels[:, 1], pixels[:, 0]] = True
+    h, wd = mask.shape
+    ok = (u >= 0) & (u < wd) & (w >= 0) & (w < h)
+    in_torso = np.zeros(len(v), dtype=bool)
+    in_torso[ok] = mask[w[ok], u[ok]]
+    if not in_torso.any():
+        return None
+    estimated = float(np.percentile(v[in_torso, 2], 25))
+    scale = depth_scale(estimated, measured)
+    for name in ("vertices", "joints", "skeleton_joints"):
+        setattr(result, name, (np.asarray(getattr(result, name), dtype=np.float64) * scale).astype(np.float32))
+    return scale
