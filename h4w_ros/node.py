@@ -61,6 +61,17 @@ class Stats:
     last_image_time: float = 0.0
 
 
+def detections_type(name: str):
+    """Message class for the detections topic: the project's PersonBoxArray, or vision_msgs'."""
+    if name == "vision_msgs":
+        try:
+            from vision_msgs.msg import Detection2DArray
+        except ImportError as exc:
+            raise ValueError("detections_format 'vision_msgs' needs the vision_msgs package (apt: ros-$ROS_DISTRO-vision-msgs)") from exc
+        return Detection2DArray
+    return PersonBoxArray
+
+
 def camera_intrinsics(info: CameraInfo) -> Intrinsics | None:
     """K of a CameraInfo, or None when it is unset (all zeros) or not finite."""
     k = np.asarray(info.k, dtype=np.float64)
@@ -111,8 +122,13 @@ class WholeBodyNode(Node):
         self.image_sub = Subscriber(self, Image, "image", qos_profile=qos)
         self.info_sub = Subscriber(self, CameraInfo, "camera_info", qos_profile=qos)
         inputs = [self.image_sub, self.info_sub]
+        self.input_names = ["image", "camera_info"]
         if self.config.box_source == "detections":
-            inputs.append(Subscriber(self, PersonBoxArray, "detections", qos_profile=10))
+            inputs.append(Subscriber(self, detections_type(self.config.detections_format), "detections", qos_profile=10))
+            self.input_names.append("detections")
+        if self.config.use_depth:
+            inputs.append(Subscriber(self, Image, "depth", qos_profile=qos))
+            self.input_names.append("depth")
         self.sync = ApproximateTimeSynchronizer(inputs, self.config.sync_queue_size, self.config.sync_slop)
         self.sync.registerCallback(self._on_frame)
         self.image_sub.registerCallback(self._on_image_seen)
@@ -171,12 +187,13 @@ class WholeBodyNode(Node):
             self.stats.images_seen.append(now)
             self.stats.last_image_time = now
 
-    def _on_frame(self, image: Image, info: CameraInfo, detections: PersonBoxArray | None = None) -> None:
+    def _on_frame(self, *messages_in) -> None:
+        frame = dict(zip(self.input_names, messages_in))
         with self.wake:
             self.stats.last_pair_time = time.monotonic()
             if self.pending is not None:
                 self.stats.dropped += 1
-            self.pending = (image, info, detections)
+            self.pending = frame
             self.wake.notify()
 
     def _check_camera_info(self) -> None:
@@ -208,13 +225,13 @@ class WholeBodyNode(Node):
                     return
                 frame, self.pending = self.pending, None
             try:
-                self._process(*frame)
+                self._process(frame["image"], frame["camera_info"], frame.get("detections"), frame.get("depth"))
             except Exception as exc:  # the worker must survive any single bad frame
                 with self.lock:
                     self.stats.bad_input += 1
                 self._error_once_per(f"frame skipped: {type(exc).__name__}: {exc}")
 
-    def _process(self, image_msg: Image, info: CameraInfo, detections: PersonBoxArray | None) -> None:
+    def _process(self, image_msg: Image, info: CameraInfo, detections, depth_msg: Image | None) -> None:
         if self.estimator is None or self.people is None:
             with self.lock:
                 self.stats.dropped += 1
@@ -246,6 +263,8 @@ class WholeBodyNode(Node):
             results = self.estimator.predict(image, boxes, channel_order=order, intrinsics=intrinsics, scores=scores, skip_invalid=True)
             for r in results:
                 r.extras["input_box"] = boxes[r.extras["box_index"]]
+        if depth_msg is not None and results:
+            self._place_with_depth(results, depth_msg, intrinsics, (height, width))
         results = self.people.track(results, stamp_s)
         self._publish(image_msg.header, results, image, order, intrinsics)
         done = time.monotonic()
@@ -254,6 +273,21 @@ class WholeBodyNode(Node):
             self.stats.published.append(done)
             self.stats.processing_ms.append((done - started) * 1000.0)
             self.stats.latencies_ms.append((now_ros - stamp_s) * 1000.0)
+
+    def _place_with_depth(self, results: list[PersonResult], depth_msg: Image, intrinsics: Intrinsics, shape) -> None:
+        """Rescale each person to its measured torso depth (registered depth image)."""
+        from h4w_core.depth import place_person_with_depth
+
+        try:
+            depth, _ = image_to_numpy(depth_msg)
+        except ImageConversionError as exc:
+            self._error_once_per(f"depth image rejected: {exc}")
+            return
+        if depth.shape[:2] != tuple(shape) or depth.ndim != 2:
+            self._error_once_per(f"depth image {depth.shape} is not registered to the {shape[1]}x{shape[0]} colour image")
+            return
+        for r in results:
+            r.extras["depth_scale"] = place_person_with_depth(r, depth, intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy)
 
     # ---- output ------------------------------------------------------------------------
     def _publish(self, header: Header, results: list[PersonResult], image: np.ndarray, order: str, intrinsics: Intrinsics) -> None:

@@ -27,6 +27,8 @@ class NodeConfig:
     sync_slop: float = 0.05
     sync_queue_size: int = 10
     camera_info_timeout: float = 2.0
+    detections_format: str = "h4w"
+    use_depth: bool = False
     tracking: bool = True
     track_iou_threshold: float = 0.3
     track_min_hits: int = 1
@@ -69,6 +71,10 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
     "sync_slop": ("Largest stamp difference (s) between an image and its camera_info (and detections).", _float_range(0.0, 1.0)),
     "sync_queue_size": ("Messages kept per input by the time synchronizer.", _int_range(1, 100)),
     "camera_info_timeout": ("Warn when images arrive without a matching camera_info for this long (s).", _float_range(0.1, 60.0)),
+    "detections_format": ("Message type on 'detections': 'h4w' (h4w_ros/PersonBoxArray) or 'vision_msgs' "
+                          "(vision_msgs/Detection2DArray, needs vision_msgs; class id 'person' or '0' kept).", {}),
+    "use_depth": ("Subscribe 'depth' (depth image registered to the colour camera, 16UC1 mm or 32FC1 m) and "
+                  "rescale each person to its measured torso depth.", {}),
     "tracking": ("Give persons persistent ids across frames (IoU + Hungarian).", {}),
     "track_iou_threshold": ("Smallest IoU for a box to continue a track.", _float_range(0.0, 1.0)),
     "track_min_hits": ("Frames a track needs before it gets an id (birth).", _int_range(1, 100)),
@@ -86,7 +92,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
     "diagnostics_period": ("Period (s) of /diagnostics messages.", _float_range(0.1, 60.0)),
 }
 
-READ_ONLY = {"checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
+READ_ONLY = {"detections_format", "use_depth", "checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
              "detector_model", "image_reliability", "sync_slop", "sync_queue_size"}
 
 
@@ -115,6 +121,8 @@ def validate(config: NodeConfig) -> None:
         raise ValueError(f"backend {config.backend!r} is not one of {BACKENDS}")
     if config.device not in ("cpu", "cuda"):
         raise ValueError(f"device {config.device!r} must be 'cpu' or 'cuda'")
+    if config.detections_format not in ("h4w", "vision_msgs"):
+        raise ValueError(f"detections_format {config.detections_format!r} must be 'h4w' or 'vision_msgs'")
     if config.image_reliability not in ("best_effort", "reliable"):
         raise ValueError(f"image_reliability {config.image_reliability!r} must be 'best_effort' or 'reliable'")
     if config.box_source == "fixed_roi" and (len(config.fixed_roi) != 4 or config.fixed_roi[2] <= 0 or config.fixed_roi[3] <= 0):

@@ -45,9 +45,7 @@ class PeoplePipeline:
         elif source == "fixed_roi":
             boxes, scores = np.array([self.config.fixed_roi], dtype=np.float64), np.ones(1)
         elif source == "detections":
-            items = [] if detections is None else detections.boxes
-            boxes = np.array([[b.x, b.y, b.width, b.height] for b in items], dtype=np.float64).reshape(-1, 4)
-            scores = np.array([b.score for b in items], dtype=np.float64)
+            boxes, scores = detection_boxes(detections)
             keep = scores >= self.config.detector_score_threshold
             boxes, scores = boxes[keep], scores[keep]
         else:
@@ -75,6 +73,30 @@ class PeoplePipeline:
         if self.smoothers is not None:
             self.smoothers.retain(self.tracker.active_ids())
         return tracked
+
+
+def detection_boxes(msg) -> tuple[np.ndarray, np.ndarray]:
+    """(P, 4) x y w h and (P,) scores from a PersonBoxArray or a vision_msgs Detection2DArray.
+
+    For Detection2DArray the box is centre + size; a detection counts as a person when one of its
+    hypotheses has class id 'person' or '0' (COCO), and its score is that hypothesis' score.
+    """
+    rows, scores = [], []
+    if msg is None:
+        pass
+    elif hasattr(msg, "boxes"):  # h4w_ros/PersonBoxArray
+        for b in msg.boxes:
+            rows.append([b.x, b.y, b.width, b.height])
+            scores.append(b.score)
+    else:  # vision_msgs/Detection2DArray
+        for det in msg.detections:
+            person = [h.hypothesis.score for h in det.results if h.hypothesis.class_id in ("person", "0")]
+            if not person:
+                continue
+            c, w, h = det.bbox.center.position, det.bbox.size_x, det.bbox.size_y
+            rows.append([c.x - w / 2, c.y - h / 2, w, h])
+            scores.append(max(person))
+    return np.array(rows, dtype=np.float64).reshape(-1, 4), np.array(scores, dtype=np.float64)
 
 
 def _input_or_processed_box(result: PersonResult) -> np.ndarray:
