@@ -215,3 +215,58 @@ def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node):
     assert "skipping person box" in log
     assert ros.spin_until(lambda: any(kv.key == "bad_input_frames" and kv.value == "3"
                                       for d in recorder.rec.diagnostics for s in d.status for kv in s.values), 5)
+
+
+def test_multi_person_frames_tracked_placed_by_depth_and_withdrawn(ros, start_node):
+    """Crowd frames with their people's boxes on 'detections' and a registered depth image."""
+    from h4w_core.sequence import make_crowd_sequence
+
+    seq = make_crowd_sequence(num_frames=40)
+    node = start_node(box_source="detections", use_depth="true", track_max_age="0", track_min_hits="1")
+    player, recorder = make_io(ros)
+    det_pub = player.create_publisher(PersonBoxArray, "/detections", 10)
+    depth_pub = player.create_publisher(Image, "/depth", 10)
+    h, w = seq.frames[0].shape[:2]
+    depth = np.full((h, w), 2.0, np.float32)  # everyone's torso front at 2 m
+
+    def publish(t):
+        header = player.publish(seq.frames[t])
+        boxes = [PersonBox(x=float(b[0]), y=float(b[1]), width=float(b[2]), height=float(b[3]), score=1.0) for b in seq.gt_boxes[t]]
+        det_pub.publish(PersonBoxArray(header=header, boxes=boxes))
+        from h4w_ros.image_conversion import numpy_to_image
+
+        depth_pub.publish(numpy_to_image(depth, "32FC1", header))
+        return header
+
+    def output_for(header, timeout):
+        def find():
+            return next((m for m in recorder.rec.meshes if m.header.stamp == header.stamp), None)
+
+        ros.spin_until(lambda: find() is not None, timeout)
+        return find()
+
+    # consecutive frames from all three in view up to the first frame after person 2 has left
+    gone_at = next(t for t in range(len(seq.frames)) if 2 not in seq.gt_ids[t])
+    deadline = time.monotonic() + 120
+    first = None
+    while first is None and time.monotonic() < deadline:  # until the node is up
+        assert node.alive(), node.text()
+        first = output_for(publish(0), 3.0)
+    assert first is not None, node.text()[-3000:]
+    ids_by_gt = {}
+    for t in range(1, gone_at + 1):
+        out = output_for(publish(t), 60.0)
+        assert out is not None, node.text()[-3000:]
+        assert len(out.people) == len(seq.gt_ids[t])  # every person of the frame, one message
+        for person in out.people:
+            # match the output to the ground-truth person by box
+            gt = int(np.argmin([np.abs(np.array(person.bbox[:2]) - b[:2]).sum() for b in seq.gt_boxes[t]]))
+            ids_by_gt.setdefault(int(seq.gt_ids[t][gt]), set()).add(person.track_id)
+            assert 1.9 < person.root_pose.position.z < 2.5  # placed by the depth image, not the 2.5 m prior
+        ros.spin_for(0.3)
+    assert all(len(ids) == 1 for ids in ids_by_gt.values()), ids_by_gt  # stable ids
+    assert len({next(iter(ids)) for ids in ids_by_gt.values()}) == 3  # distinct ids
+    gone = str(next(iter(ids_by_gt[2])))
+    assert ros.spin_until(lambda: any(m.action == m.DELETE and m.id == int(gone) for arr in recorder.rec.markers for m in arr.markers), 10)
+    tf_children = {t.child_frame_id for m in recorder.rec.tf for t in m.transforms}
+    assert {f"body_{next(iter(ids))}" for ids in ids_by_gt.values()} <= tf_children
