@@ -199,9 +199,11 @@ def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node):
         player.info_pub.publish(camera_info_for(max(img.width, 1), max(img.height, 1), img.header))
         det_pub.publish(PersonBoxArray(header=img.header, boxes=[PersonBox(x=0.0, y=0.0, width=4.0, height=4.0, score=1.0)]))
         ros.spin_for(1.0)
-    # an image with no camera_info at all, then absurd and empty boxes
-    player.image_pub.publish(_raw_image(stamp(), "rgb8", 4, 4, bytes(48), 12))
-    ros.spin_for(1.0)  # further apart than sync_slop, so it cannot pair with the next frame
+    # images with no camera_info at all for longer than camera_info_timeout (2 s) ...
+    for _ in range(8):
+        player.image_pub.publish(_raw_image(stamp(), "rgb8", 4, 4, bytes(48), 12))
+        ros.spin_for(0.5)  # further apart than sync_slop, so none pairs with the next frame
+    # ... then absurd and empty boxes next to a good one
     before = len(recorder.rec.meshes)
     header = publish_with_boxes([(1e7, 1e7, 50, 50), (0, 0, 0, 0), (20, 10, 360, 490)])
     assert ros.spin_until(lambda: any(m.header.stamp == header.stamp for m in recorder.rec.meshes[before:]), 30), node.text()[-3000:]
@@ -213,6 +215,7 @@ def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node):
     assert "encoding '32FC1'" in log
     assert "empty image" in log and "data length mismatch" in log
     assert "skipping person box" in log
+    assert f"but no matching camera_info on {INFO_TOPIC}" in log
     assert ros.spin_until(lambda: any(kv.key == "bad_input_frames" and kv.value == "3"
                                       for d in recorder.rec.diagnostics for s in d.status for kv in s.values), 5)
 
