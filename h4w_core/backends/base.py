@@ -70,6 +70,7 @@ class BaseRunner:
 
     name = "base"
     supported: Dict[str, Tuple[str, ...]] = {"cpu": ("fp32",)}
+    needs_contiguous = True  # False: crops pass with their strides (eager torch handles any layout)
 
     def __init__(self, device: Any = "cpu", precision: str = "fp32", max_batch: Optional[int] = None):
         import torch
@@ -133,7 +134,9 @@ class BaseRunner:
             raise InputValidationError(
                 f"crops are on {crops.device}, runner {self.name!r} executes on {self.device} "
                 "(move them with .to(runner.device); runners do not copy silently)")
-        return crops if crops.is_contiguous() else crops.contiguous()
+        if self.needs_contiguous and not crops.is_contiguous():
+            crops = crops.contiguous()
+        return crops
 
     # ------------------------------------------------------------------------------ helpers
     def warmup(self, batch: int = 1, iterations: int = 2) -> None:

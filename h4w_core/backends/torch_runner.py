@@ -7,12 +7,21 @@ Precisions: CPU ``fp32``; CUDA ``fp32`` (TF32 off), ``fp16`` and ``bf16`` (torch
 bf16 autocast is refused on CPU: on the parity fixture it moves poses by up to 4.6 rad
 (docs/BACKENDS.md), far outside the issue's 0.005 rad bound.
 
-``torch_compiled``: ``torch.jit.trace`` (at batch ``trace_batch``; the traced graph keeps the batch
-dimension symbolic) + ``torch.jit.freeze`` (folds BatchNorm into the convolutions, inlines the
-weights) + ``torch.jit.optimize_for_inference`` (oneDNN convolution/ReLU fusion with pre-packed
-weights on CPU, cuDNN fusion on CUDA). It was the fastest *faithful* torch configuration measured
-on the 2-core CPU; torch.compile with inductor freezing was faster but wrong on this network, and
-torch.compile without freezing slower than eager (docs/BACKENDS.md). fp32 only.
+``torch_compiled`` (fp32), two modes:
+
+* ``mode="jit"`` (default): ``torch.jit.trace`` (at batch ``trace_batch``; the traced graph keeps
+  the batch dimension symbolic) + ``torch.jit.freeze`` (folds BatchNorm into the convolutions,
+  inlines the weights) + ``torch.jit.optimize_for_inference`` (oneDNN convolution/ReLU fusion with
+  pre-packed weights on CPU, cuDNN fusion on CUDA). About 5-10 s to build on 2 cores.
+* ``mode="inductor"``: ``torch.compile`` with inductor freezing (constant folding, oneDNN weight
+  prepacking), batch dimension dynamic. As fast as ONNX Runtime on the 2-core CPU, but it compiles
+  for about a minute on 2 cores at the first batch-1 call and again at the first batch >= 2
+  (kept in inductor's on-disk cache afterwards). torch 2.13's freezing folds BatchNorm into
+  ConvTranspose2d along the wrong channel axis when in_channels == out_channels (BoxNet: boxes
+  off by up to 170 px); this runner folds those BatchNorms itself first (:func:`fold_deconv_bn`),
+  so inductor finds nothing to mis-fold.
+
+torch.compile without freezing was slower than eager on the 2-core CPU (docs/BACKENDS.md).
 """
 from __future__ import annotations
 
@@ -39,6 +48,10 @@ class TorchRunner(BaseRunner):
 
     name = "torch"
     supported = {"cpu": ("fp32",), "cuda": ("fp32", "fp16", "bf16")}
+    # Crops keep their strides: the estimator's crops are channels-last in memory and oneDNN picks
+    # other kernels for them than for contiguous ones (up to 5e-4 rad apart on the parity crops),
+    # so this runner stays bit-identical to calling the network directly.
+    needs_contiguous = False
 
     def __init__(self, checkpoint: Any = None, device: str = "cpu", precision: str = "fp32", *,
                  network: Any = None, cuda_graphs: bool = False, channels_last: bool = False,
@@ -148,42 +161,85 @@ class _TupleNet:
         return TupleOutputs(network).eval()
 
 
-class CompiledTorchRunner(BaseRunner):
-    """torch.jit.trace + freeze + optimize_for_inference of the eager network (fp32).
+def fold_deconv_bn(network: Any) -> Any:
+    """A copy of `network` with every ConvTranspose2d -> BatchNorm2d pair (inside an nn.Sequential)
+    folded into one ConvTranspose2d with bias; the BatchNorm becomes Identity. Eval-mode exact up
+    to fp32 rounding. ConvTranspose2d weights are (in, out/groups, kH, kW): the BN scale goes on
+    axis 1 (the axis torch 2.13's inductor freezing gets wrong when in == out)."""
+    import copy
 
-    Options: ``network`` (prebuilt Hand4WholeNet), ``trace_batch`` (2: any batch runs afterwards),
-    ``optimize`` (True: also torch.jit.optimize_for_inference), ``max_batch``.
+    import torch
+    from torch import nn
+
+    network = copy.deepcopy(network).eval()
+    with torch.no_grad():
+        for seq in network.modules():
+            if not isinstance(seq, nn.Sequential):
+                continue
+            for i in range(len(seq) - 1):
+                conv, bn = seq[i], seq[i + 1]
+                if not (isinstance(conv, nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d)) or conv.groups != 1:
+                    continue
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                fused = nn.ConvTranspose2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                           conv.padding, conv.output_padding, bias=True, dilation=conv.dilation)
+                fused.weight.copy_(conv.weight * scale.view(1, -1, 1, 1))
+                fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+                seq[i], seq[i + 1] = fused.to(conv.weight.device), nn.Identity()
+    return network
+
+
+class CompiledTorchRunner(BaseRunner):
+    """The eager network compiled for inference, fp32 (see the module docstring for the modes).
+
+    Options: ``mode`` ('jit' or 'inductor'), ``network`` (prebuilt Hand4WholeNet), ``trace_batch``
+    (jit: 2; any batch runs afterwards), ``optimize`` (jit: also optimize_for_inference),
+    ``max_batch``.
     """
 
     name = "torch_compiled"
     supported = {"cpu": ("fp32",), "cuda": ("fp32",)}
+    modes = ("jit", "inductor")
 
     def __init__(self, checkpoint: Any = None, device: str = "cpu", precision: str = "fp32", *,
-                 network: Any = None, trace_batch: int = 2, optimize: bool = True,
+                 mode: str = "jit", network: Any = None, trace_batch: int = 2, optimize: bool = True,
                  max_batch: Optional[int] = None):
         super().__init__(device, precision, max_batch)
-        import torch
-
-        if checkpoint is None and network is None:
-            raise ValueError("CompiledTorchRunner needs a checkpoint path or a network")
-        net = _load_network(checkpoint, network).to(self.device)
-        example = torch.full((trace_batch, 3, 512, 384), 0.5, device=self.device)
-        start = time.perf_counter()
         import warnings
 
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about constants are expected
-            traced = torch.jit.trace(_TupleNet.wrap(net), (example,), check_trace=False)
-            module = torch.jit.freeze(traced)
-            if optimize:
-                module = torch.jit.optimize_for_inference(module)
-        self.module = module
-        self.optimize = optimize
+        import torch
+
+        if mode not in self.modes:
+            raise ValueError(f"torch_compiled mode must be one of {self.modes}, got {mode!r}")
+        if checkpoint is None and network is None:
+            raise ValueError("CompiledTorchRunner needs a checkpoint path or a network")
+        self.mode = mode
+        net = _load_network(checkpoint, network).to(self.device)
+        start = time.perf_counter()
+        if mode == "inductor":
+            import torch._inductor.config as inductor_config
+
+            inductor_config.freezing = True  # process-wide inductor setting (documented)
+            self.module = torch.compile(fold_deconv_bn(net), dynamic=True)
+        else:
+            example = torch.full((trace_batch, 3, 512, 384), 0.5, device=self.device)
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer warnings about constants are expected
+                traced = torch.jit.trace(_TupleNet.wrap(net), (example,), check_trace=False)
+                module = torch.jit.freeze(traced)
+                if optimize:
+                    module = torch.jit.optimize_for_inference(module)
+            self.module = module
         self.compile_seconds = time.perf_counter() - start
-        LOG.info("traced and froze the network in %.1f s", self.compile_seconds)
+        LOG.info("%s: prepared in %.1f s", self.describe(), self.compile_seconds)
 
     def _infer(self, crops):
         import torch
 
-        with torch.inference_mode():
+        # inductor: run under no_grad, the configuration measured (docs/BACKENDS.md)
+        with torch.no_grad() if self.mode == "inductor" else torch.inference_mode():
             return as_network_output(self.module(crops))
+
+    def describe(self) -> str:
+        return f"{self.name} runner ({self.device}, {self.precision}, {getattr(self, 'mode', 'jit')})"
