@@ -334,6 +334,7 @@ def test_bench_cli_records(parity_assets, onnx_file, tmp_path, monkeypatch):
     for r in records:
         for key in bench.RECORD_KEYS:
             assert key in r, key
+        assert r["fp32_noise_floor"] >= 0
         assert r["device"] == "cpu" and r["p50_ms"] > 0 and r["persons_per_s"] > 0 and r["peak_mem_mb"] >= 0
     assert all(r["parity_max_abs_err"] == 0 for r in records if r["backend"] == "torch")
     assert all(r["parity_max_abs_err"] < ORT_VERTEX_TOL * 5 for r in records if r["backend"] == "onnxruntime")
