@@ -154,7 +154,7 @@ def _validate_settings(opset: int, max_batch: int) -> None:
         raise ExportSettingsError(f"max_batch must be >= 1, got {max_batch}")
 
 
-def _tuple_module(network: Any):
+def tuple_outputs(network: Any):
     """nn.Module returning the NetworkOutput as a plain tuple (what the exporter traces)."""
     from torch import nn
 
@@ -333,8 +333,12 @@ def export_onnx(
     if network is None:
         say("loading the network")
         network = load_network(checkpoint)
-    network = network.float().cpu().eval()
-    wrapper = _tuple_module(network)
+    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in network.parameters()):
+        import copy
+
+        network = copy.deepcopy(network).float().cpu()  # leave the caller's module where it is
+    network = network.eval()
+    wrapper = tuple_outputs(network)
     example = torch.rand(min(2, max_batch), *INPUT_SHAPE, generator=torch.Generator().manual_seed(0))
     axes = {name: {0: BATCH_AXIS} for name in (INPUT_NAME, *OUTPUT_NAMES)}
 

@@ -31,6 +31,7 @@ import time
 from typing import Any, Dict, Optional
 
 from h4w_core.backends.base import BackendError, BaseRunner, as_network_output
+from h4w_core.export import tuple_outputs
 
 LOG = logging.getLogger(__name__)
 
@@ -143,24 +144,6 @@ class TorchRunner(BaseRunner):
         super().close()
 
 
-class _TupleNet:
-    """Module wrapper returning a plain tuple (what torch.jit.trace handles)."""
-
-    @staticmethod
-    def wrap(network: Any):
-        import torch
-
-        class TupleOutputs(torch.nn.Module):
-            def __init__(self, net):
-                super().__init__()
-                self.net = net
-
-            def forward(self, image):
-                return tuple(self.net(image))
-
-        return TupleOutputs(network).eval()
-
-
 def fold_deconv_bn(network: Any) -> Any:
     """A copy of `network` with every ConvTranspose2d -> BatchNorm2d pair (inside an nn.Sequential)
     folded into one ConvTranspose2d with bias; the BatchNorm becomes Identity. Eval-mode exact up
@@ -226,7 +209,7 @@ class CompiledTorchRunner(BaseRunner):
             example = torch.full((trace_batch, 3, 512, 384), 0.5, device=self.device)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tracer warnings about constants are expected
-                traced = torch.jit.trace(_TupleNet.wrap(net), (example,), check_trace=False)
+                traced = torch.jit.trace(tuple_outputs(net), (example,), check_trace=False)
                 module = torch.jit.freeze(traced)
                 if optimize:
                     module = torch.jit.optimize_for_inference(module)
