@@ -15,6 +15,8 @@ ROS_CONSOLE_SCRIPTS = [
 CORE_CONSOLE_SCRIPTS = [
     "h4w-infer = h4w_core.cli.infer:main",
     "h4w-build-engine = h4w_core.cli.build_engine:main",
+    "h4w-export = h4w_core.cli.export:main",
+    "h4w-bench = h4w_core.cli.bench:main",
 ]
 
 setup(

@@ -138,7 +138,7 @@ class WholeBodyNode(Node):
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
         self.create_timer(1.0, self._check_camera_info)
         self.get_logger().info(
-            f"h4w_node ready: box_source={self.config.box_source} backend={self.config.backend} "
+            f"h4w_node ready: box_source={self.config.box_source} backend={self.config.backend}/{self.config.precision} "
             f"device={self.config.device} image QoS={self.config.image_reliability}"
         )
 
@@ -164,11 +164,13 @@ class WholeBodyNode(Node):
 
     def _make_network(self, checkpoint):
         """The configured backend's runner, or None for the estimator's own eager torch network."""
-        if self.config.backend == "torch":
+        if self.config.backend == "torch" and self.config.precision == "fp32":
             return None
         from h4w_core.backends import make_runner
 
-        return make_runner(self.config.backend, checkpoint, device=self.config.device)
+        runner = make_runner(self.config.backend, checkpoint, device=self.config.device, precision=self.config.precision)
+        runner.warmup()  # first-call allocations and kernel selection before the first frame
+        return runner
 
     def _publish_faces(self) -> None:
         faces = self.estimator.faces.astype(np.uint32)
@@ -329,7 +331,7 @@ class WholeBodyNode(Node):
                 "dropped_frames": str(s.dropped),
                 "bad_input_frames": str(s.bad_input),
             }
-        values.update({"backend": self.config.backend, "device": self.config.device,
+        values.update({"backend": self.config.backend, "precision": self.config.precision, "device": self.config.device,
                        "box_source": self.config.box_source, "standin_assets": str(self.standin)})
         status = DiagnosticStatus(name="h4w_node: whole-body estimation", hardware_id=self.config.device)
         if self.model_error:

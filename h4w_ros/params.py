@@ -17,6 +17,7 @@ class NodeConfig:
     allow_standin: bool = False
     device: str = "cpu"
     backend: str = "torch"
+    precision: str = "fp32"
     box_source: str = "full_frame"
     fixed_roi: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     detector: str = "hog"
@@ -60,6 +61,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
     "allow_standin": ("With no checkpoint and smplx_dir, run on generated stand-in assets (demo/tests only; outputs are not real estimates).", {}),
     "device": ("Inference device: 'cpu' or 'cuda'.", {}),
     "backend": ("Inference backend: " + ", ".join(BACKENDS) + ".", {}),
+    "precision": ("Network precision: fp32, fp16 or bf16 (what the backend supports on the device; never silently changed).", {}),
     "box_source": ("Where person boxes come from: " + ", ".join(BOX_SOURCES) + ".", {}),
     "fixed_roi": ("Person box x, y, width, height in pixels for box_source 'fixed_roi'.", {}),
     "detector": ("Built-in detector for box_source 'detector': 'hog' (OpenCV, offline) or 'onnx' (detector_model).", {}),
@@ -92,7 +94,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
     "diagnostics_period": ("Period (s) of /diagnostics messages.", _float_range(0.1, 60.0)),
 }
 
-READ_ONLY = {"detections_format", "use_depth", "checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
+READ_ONLY = {"precision", "detections_format", "use_depth", "checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
              "detector_model", "image_reliability", "sync_slop", "sync_queue_size"}
 
 
@@ -119,6 +121,8 @@ def validate(config: NodeConfig) -> None:
         raise ValueError(f"box_source {config.box_source!r} is not one of {BOX_SOURCES}")
     if config.backend not in BACKENDS:
         raise ValueError(f"backend {config.backend!r} is not one of {BACKENDS}")
+    if config.precision not in ("fp32", "fp16", "bf16"):
+        raise ValueError(f"precision {config.precision!r} must be 'fp32', 'fp16' or 'bf16'")
     if config.device not in ("cpu", "cuda"):
         raise ValueError(f"device {config.device!r} must be 'cpu' or 'cuda'")
     if config.detections_format not in ("h4w", "vision_msgs"):

@@ -149,11 +149,11 @@ class BoxNet(nn.Module):
 
 
 def _body_to_crop(boxes: torch.Tensor) -> torch.Tensor:
-    """x1 y1 x2 y2 in 192x256 body-input pixels -> 384x512 crop pixels."""
+    """x1 y1 x2 y2 in 192x256 body-input pixels -> 384x512 crop pixels (Python-float scales: no
+    tensor is created per call, so CUDA graphs can capture it)."""
     sx = config.INPUT_IMG_SHAPE[1] / config.INPUT_BODY_SHAPE[1]
     sy = config.INPUT_IMG_SHAPE[0] / config.INPUT_BODY_SHAPE[0]
-    scale = torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype, device=boxes.device)
-    return boxes * scale
+    return torch.stack((boxes[:, 0] * sx, boxes[:, 1] * sy, boxes[:, 2] * sx, boxes[:, 3] * sy), dim=1)
 
 
 class HandRoI(nn.Module):

@@ -60,3 +60,14 @@ def test_rviz_config_shows_markers_and_tf():
 def test_contradictory_parameters_are_rejected(bad):
     with pytest.raises(ValueError):
         validate(NodeConfig(**bad))
+
+
+def test_colcon_executables_match_the_pip_console_scripts():
+    import re
+
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    block = re.search(r"set\(H4W_ROS_EXECUTABLES(.*?)\)", cmake, re.S).group(1)
+    colcon = {e.replace(" ", "") for e in re.findall(r'"([^"]+)"', block)}
+    setup = (REPO / "setup.py").read_text()
+    pip = {e.replace(" ", "") for e in re.findall(r'"(h4w[\w-]* = [\w.]+:\w+)"', setup)}
+    assert colcon == pip and "h4w_node=h4w_ros.node:main" in colcon
