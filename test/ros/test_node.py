@@ -273,3 +273,13 @@ def test_multi_person_frames_tracked_placed_by_depth_and_withdrawn(ros, start_no
     assert ros.spin_until(lambda: any(m.action == m.DELETE and m.id == int(gone) for arr in recorder.rec.markers for m in arr.markers), 10)
     tf_children = {t.child_frame_id for m in recorder.rec.tf for t in m.transforms}
     assert {f"body_{next(iter(ids))}" for ids in ids_by_gt.values()} <= tf_children
+
+
+def test_backend_parameter_selects_onnxruntime(ros, start_node):
+    node = start_node(box_source="fixed_roi", fixed_roi="[20.0, 10.0, 360.0, 490.0]", backend="onnxruntime", tracking="false")
+    player, recorder = make_io(ros)
+    _, out = wait_for_output(ros, node, recorder, player, photo_rgb(), timeout=240.0)
+    vertices = np.asarray(out.people[0].vertices).reshape(-1, 3)
+    assert vertices.shape == (10475, 3) and np.all(np.isfinite(vertices))
+    assert ros.spin_until(lambda: any(kv.key == "backend" and kv.value == "onnxruntime"
+                                      for d in recorder.rec.diagnostics for s in d.status for kv in s.values), 10)
