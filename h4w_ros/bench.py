@@ -8,6 +8,7 @@ reused so only the node's work is timed. Prints a table and JSON; asserts nothin
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     estimator = WholeBodyEstimator(assets.checkpoint, assets.smplx_dir)
     rclpy.init()
     node = rclpy.create_node("h4w_bench")
+    gc.freeze()  # as the node does after loading: long-lived objects leave the collector's scans
     try:
         records = [bench(n, args.repeats, estimator, node) for n in args.persons]
     finally:

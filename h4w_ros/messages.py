@@ -1,6 +1,7 @@
 """PersonResult -> ROS messages (WholeBodyMesh, TF transforms, RViz markers). Conversion only."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,6 +95,17 @@ def marker_id(key: str) -> int:
     return int(key[1:]) + 1_000_000 if key.startswith("p") else int(key)
 
 
+@functools.lru_cache(maxsize=4)
+def _corner_list(faces_bytes: bytes, stride: int) -> tuple[int, ...]:
+    faces = np.frombuffer(faces_bytes, dtype=np.int64).reshape(-1, 3)
+    return tuple(faces[::stride].reshape(-1).tolist())
+
+
+def _corner_indices(faces: np.ndarray, stride: int) -> tuple[int, ...]:
+    """Triangle corner vertex indices as a cached tuple (the faces are constant)."""
+    return _corner_list(np.ascontiguousarray(faces, dtype=np.int64).tobytes(), stride)
+
+
 def person_markers(
     result: PersonResult,
     header: Header,
@@ -113,7 +125,7 @@ def person_markers(
     mesh.lifetime = lifetime
     # one Point per vertex, shared by the triangles that use it (6x fewer objects to build)
     vertex_points = [Point(x=x, y=y, z=z) for x, y, z in np.asarray(result.vertices, dtype=np.float64).tolist()]
-    mesh.points = [vertex_points[i] for i in faces[::face_stride].reshape(-1).tolist()]
+    mesh.points = [vertex_points[i] for i in _corner_indices(faces, face_stride)]
     bones = Marker(header=header, ns=SKELETON_NS, id=marker_id(key), type=Marker.LINE_LIST, action=Marker.ADD)
     bones.pose.orientation.w = 1.0
     bones.scale.x = 0.01  # line width, metres

@@ -13,6 +13,7 @@ while another waits replaces it (counted as dropped), so no backlog builds up.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -133,6 +134,7 @@ class WholeBodyNode(Node):
         self.sync.registerCallback(self._on_frame)
         self.image_sub.registerCallback(self._on_image_seen)
 
+        gc.freeze()  # model and library objects are permanent: keep them out of collector scans
         self.worker = threading.Thread(target=self._work, name="h4w_inference", daemon=True)
         self.worker.start()
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
