@@ -13,7 +13,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from h4w_core.render import person_colour
 from h4w_core.results import PersonResult
-from h4w_ros.frames import FRAME_TREE, HAND_ORIENTATION_JOINTS, PELVIS, joint_frame, person_key
+from h4w_ros.frames import FRAME_TREE, HAND_ORIENTATION_JOINTS, PELVIS, joint_frame
 from h4w_ros.msg import WholeBodyMesh, WholeBodyMeshArray
 
 MESH_NS = "h4w_mesh"

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from h4w_core.cli.common import setup_logging
+
 PROG = "h4w-bench"
 LOG = logging.getLogger(PROG)
 DEFAULT_BACKENDS = {
@@ -330,8 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
     try:
         specs = [parse_spec(s) for s in (args.backends or DEFAULT_BACKENDS[args.device])]
     except SpecError as exc:

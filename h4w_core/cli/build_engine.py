@@ -7,9 +7,10 @@ file, 3 TensorRT not installed, 4 no GPU, 5 ONNX parse failure (unsupported op),
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from typing import List, Optional
+
+from h4w_core.cli.common import fail, setup_logging
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -42,15 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
-    return code
+def _fail(code: int, message: object) -> int:
+    return fail(PROG, code, message)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
 
     # Lazy: importing the CLI module never imports TensorRT.
     from h4w_core.backends.trt_build import BuildSettings, BuildSettingsError, EngineCache

@@ -9,11 +9,12 @@ error above --tolerance.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 from typing import List, Optional
+
+from h4w_core.cli.common import fail, setup_logging
 
 PROG = "h4w-export"
 EXIT_OK, EXIT_USAGE, EXIT_MISSING_DEP, EXIT_EXPORT, EXIT_UNSUPPORTED_OP, EXIT_VERIFY = 0, 2, 3, 4, 5, 6
@@ -47,14 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(code: int, message: object) -> int:
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
-    return code
+    return fail(PROG, code, message)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
     try:
         from h4w_core.export import (
             ExportError,

@@ -12,6 +12,7 @@ import numpy as np
 from h4w_core.assets import STANDIN_WARNING, resolve_assets
 from h4w_core.body_model import AssetNotFoundError
 from h4w_core.checkpoint import CheckpointError
+from h4w_core.cli.common import fail, setup_logging
 from h4w_core.estimator import WholeBodyEstimator, results_to_arrays
 from h4w_core.meshio import write_obj
 from h4w_core.preprocess import InvalidBoxError
@@ -110,13 +111,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(default=logging.INFO)
     args = build_parser().parse_args(argv)
     try:
         return run(args)
     except (FileNotFoundError, AssetNotFoundError, CheckpointError, InvalidBoxError, ValueError, OSError, RuntimeError) as exc:
-        print(f"h4w-infer: error: {exc}", file=sys.stderr)
-        return 1
+        return fail("h4w-infer", 1, exc)
 
 
 if __name__ == "__main__":
