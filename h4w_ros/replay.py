@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
+from tqdm import tqdm
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -137,7 +138,7 @@ def play(frames: list[np.ndarray], out_dir: Path, image_topic: str, info_topic: 
         ):
             executor.spin_once(timeout_sec=0.1)
         executor.spin_once(timeout_sec=0.5)  # let the matching settle both ways
-        for index, rgb in enumerate(frames):
+        for index, rgb in enumerate(tqdm(frames, desc="replay", unit="frame", file=sys.stderr)):
             before = len(recorder.rec.meshes)
             header = player.publish(rgb)
             stamp = (header.stamp.sec, header.stamp.nanosec)

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from tqdm import tqdm
+
 from h4w_core.cli.common import setup_logging
 
 PROG = "h4w-bench"
@@ -264,7 +266,7 @@ def run_bench(
                 noise = parity_error(result_arrays(frame(_OtherLayout(runner))), ref)
             err[spec.label] = parity_error(arrays, ref)
             times[spec.label] = []
-        for _ in range(repeats):  # interleaved rounds
+        for _ in tqdm(range(repeats), desc=f"batch {batch}", unit="round", leave=False, file=sys.stderr):  # interleaved rounds
             for spec, runner in runners:
                 before = probe.now()
                 with probe:
