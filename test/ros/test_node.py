@@ -162,6 +162,22 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     assert values["backend"] == "torch" and values["device"] == "cpu" and values["standin_assets"] == "True"
     assert "STAND-IN" in node.text()
 
+    # a burst faster than inference: the newest frame is always processed, older ones are dropped
+    # (and counted), so no backlog builds up
+    burst = []
+    for _ in range(8):
+        burst.append(player.publish(rgb).stamp)
+        ros.spin_for(0.03)
+    assert ros.spin_until(lambda: any(m.header.stamp == burst[-1] for m in recorder.rec.meshes), 60)
+    answered = sum(any(m.header.stamp == s for m in recorder.rec.meshes) for s in burst)
+    assert answered < len(burst)
+
+    def dropped():
+        d = [kv.value for d in recorder.rec.diagnostics for s in d.status for kv in s.values if kv.key == "dropped_frames"]
+        return int(d[-1]) if d else 0
+
+    assert ros.spin_until(lambda: dropped() >= 1, 5)
+
 
 def _raw_image(header: Header, encoding: str, width: int, height: int, data: bytes, step: int) -> Image:
     return Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step, data=data)
