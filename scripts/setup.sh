@@ -21,6 +21,9 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -q -r "$REPO/requirements.txt"
 "$PY" -m pip install -q -r "$REPO/requirements-trt.txt" || echo "[setup] WARNING: TensorRT-RTX wheel not installed: engine-builder tests will skip"
 "$PY" -m pip install -q --no-deps -e "$REPO"
+# colcon from PyPI: the tests build this repository as a ROS package the way users do
+"$PY" -m pip install -q colcon-core colcon-ros colcon-cmake colcon-python-setup-py colcon-library-path colcon-bash \
+  || echo "[setup] WARNING: colcon not installed: the colcon build test will skip"
 bash "$REPO/scripts/setup_ros.sh" "$VENV"
 echo "$HASH" > "$STAMP"
 echo "[setup] done in $((SECONDS - T0)) s"
