@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         pass
-    except rclpy.executors.ExternalShutdownException:
+    except ExternalShutdownException:
         pass
     finally:
         if node is not None:
