@@ -22,6 +22,7 @@ class NodeConfig:
     fixed_roi: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     detector: str = "hog"
     detector_model: str = ""
+    detector_providers: str = ""
     detector_score_threshold: float = 0.5
     max_persons: int = 4
     image_reliability: str = "best_effort"
@@ -66,6 +67,8 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
     "fixed_roi": ("Person box x, y, width, height in pixels for box_source 'fixed_roi'.", {}),
     "detector": ("Built-in detector for box_source 'detector': 'hog' (OpenCV, offline) or 'onnx' (detector_model).", {}),
     "detector_model": ("YOLO-family ONNX person detector for detector 'onnx'.", {}),
+    "detector_providers": ("ONNX Runtime execution providers for detector 'onnx', comma-separated in order of preference, "
+                           "e.g. 'TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider' ('' = CUDA, then CPU).", {}),
     "detector_score_threshold": ("Minimum detector score of a person box.", _float_range(0.0, 1.0)),
     "max_persons": ("Most persons per frame sent through the network (highest scores kept).", _int_range(1, 64)),
     "image_reliability": ("Image/camera_info QoS reliability: 'best_effort' (sensor data, default) or 'reliable'. "
@@ -94,7 +97,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
     "diagnostics_period": ("Period (s) of /diagnostics messages.", _float_range(0.1, 60.0)),
 }
 
-READ_ONLY = {"precision", "detections_format", "use_depth", "checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
+READ_ONLY = {"detector_providers", "precision", "detections_format", "use_depth", "checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
              "detector_model", "image_reliability", "sync_slop", "sync_queue_size"}
 
 

@@ -20,6 +20,8 @@ class PeoplePipeline:
             options = {"score_threshold": config.detector_score_threshold, "max_persons": config.max_persons}
             if config.detector == "onnx":
                 options["model_path"] = config.detector_model
+                providers = tuple(p.strip() for p in config.detector_providers.split(",") if p.strip())
+                options["providers"] = providers or None
             self.detector = make_detector(config.detector, **options)
         self.tracker = None
         self.smoothers = None
