@@ -299,3 +299,13 @@ def test_backend_parameter_selects_onnxruntime(ros, start_node):
     assert vertices.shape == (10475, 3) and np.all(np.isfinite(vertices))
     assert ros.spin_until(lambda: any(kv.key == "backend" and kv.value == "onnxruntime"
                                       for d in recorder.rec.diagnostics for s in d.status for kv in s.values), 10)
+
+
+def test_missing_detector_model_is_reported_and_the_node_keeps_running(ros, start_node, tmp_path):
+    missing = tmp_path / "yolov8n.onnx"
+    node = start_node(box_source="detector", detector="onnx", detector_model=str(missing))
+    _, recorder = make_io(ros)
+    assert ros.spin_until(lambda: any(s.level == s.ERROR for d in recorder.rec.diagnostics for s in d.status), 120), node.text()
+    status = next(s for d in recorder.rec.diagnostics for s in d.status if s.level == s.ERROR)
+    assert str(missing) in status.message
+    assert node.alive() and "person boxes unavailable" in node.text()
