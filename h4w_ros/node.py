@@ -96,7 +96,7 @@ class WholeBodyNode(Node):
         self.wake = threading.Condition(self.lock)
         self.worker: threading.Thread | None = None
         self.config: NodeConfig = declare_and_read(self)
-        self.pending: tuple | None = None
+        self.pending: dict | None = None  # newest synchronised frame waiting for the worker
         self.stats = Stats()
         self.model_error = ""
         self.standin = False
