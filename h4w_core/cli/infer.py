@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from h4w_core.assets import STANDIN_WARNING, resolve_assets
+from h4w_core.assets import resolve_assets
 from h4w_core.body_model import AssetNotFoundError
 from h4w_core.checkpoint import CheckpointError
 from h4w_core.cli.common import fail, setup_logging
@@ -82,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
     if image is None:
         raise ValueError(f"cannot read image {args.image} (missing, unreadable or not an image)")
     assets = resolve_assets(args.checkpoint, args.smplx_dir, allow_standin=not args.no_standin)
-    if assets.standin:
-        print(STANDIN_WARNING, file=sys.stderr)
     estimator = WholeBodyEstimator(assets.checkpoint, assets.smplx_dir, device=args.device)
     height, width = image.shape[:2]
     intrinsics = args.intrinsics or Intrinsics.default_for(width, height)
