@@ -141,10 +141,10 @@ def rescale_to_depth(points: np.ndarray, estimated_depth: float, measured_depth:
 TORSO_JOINTS = (1, 2, 8, 9)  # L_Hip, R_Hip, L_Shoulder, R_Shoulder
 
 
-def place_person_with_depth(result, depth: np.ndarray, fx: float, fy: float, cx: float, cy: float,
-                            config: DepthConfig | None = None) -> float | None:
+def place_person_with_depth(result, depth: np.ndarray, intrinsics, config: DepthConfig | None = None) -> float | None:
     """Rescale one PersonResult's real-camera points so its torso sits at the measured depth.
 
+    intrinsics: the colour camera's (results.Intrinsics), to which the depth image is registered.
     The torso is the hull of the projected shoulders and hips. The sensor's robust torso depth
     is compared with the same quantity on the mesh: the near (front) surface, i.e. the 25th
     percentile depth of the vertices that project into the torso. Returns the applied scale,
@@ -156,8 +156,7 @@ def place_person_with_depth(result, depth: np.ndarray, fx: float, fy: float, cx:
     if measured is None:
         return None
     v = np.asarray(result.vertices, dtype=np.float64)
-    u = np.round(v[:, 0] / v[:, 2] * fx + cx).astype(np.int64)
-    w = np.round(v[:, 1] / v[:, 2] * fy + cy).astype(np.int64)
+    u, w = np.round(intrinsics.project(v)).astype(np.int64).T
     mask = np.zeros(depth.shape[:2], dtype=bool)
     mask[pixels[:, 1], pixels[:, 0]] = True
     h, wd = mask.shape

@@ -21,6 +21,11 @@ class Intrinsics:
         f = float(max(width, height))
         return cls(f, f, width / 2.0, height / 2.0)
 
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Camera-frame points (N, 3) -> pixels (N, 2), pinhole without distortion."""
+        p = np.asarray(points, dtype=np.float64)
+        return np.stack((p[:, 0] / p[:, 2] * self.fx + self.cx, p[:, 1] / p[:, 2] * self.fy + self.cy), axis=1)
+
     @classmethod
     def parse(cls, text: str) -> "Intrinsics":
         """Parse 'fx,fy,cx,cy'."""

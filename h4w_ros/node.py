@@ -292,7 +292,7 @@ class WholeBodyNode(Node):
             self._error_once_per(f"depth image {depth.shape} is not registered to the {shape[1]}x{shape[0]} colour image")
             return
         for r in results:
-            r.extras["depth_scale"] = place_person_with_depth(r, depth, intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy)
+            r.extras["depth_scale"] = place_person_with_depth(r, depth, intrinsics)
 
     # ---- output ------------------------------------------------------------------------
     def _publish(self, header: Header, results: list[PersonResult], image: np.ndarray, order: str, intrinsics: Intrinsics) -> None:

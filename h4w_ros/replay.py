@@ -27,6 +27,7 @@ from std_msgs.msg import Header, UInt32MultiArray
 from visualization_msgs.msg import MarkerArray
 
 from h4w_core.render import draw_banner, draw_mesh, person_colour
+from h4w_core.results import Intrinsics
 from h4w_ros.image_conversion import numpy_to_image
 from h4w_ros.msg import WholeBodyMeshArray
 from h4w_ros.node import FACES_TOPIC, MARKERS_TOPIC, OUTPUT_TOPIC
@@ -37,11 +38,12 @@ except ImportError:  # pragma: no cover - depends on the install
     TFMessage = None
 
 
-def camera_info_for(width: int, height: int, header: Header, focal: float | None = None) -> CameraInfo:
-    f = float(focal or max(width, height))
+def camera_info_for(width: int, height: int, header: Header) -> CameraInfo:
+    """CameraInfo of the player's camera: Intrinsics.default_for(width, height), no distortion."""
+    k = Intrinsics.default_for(width, height)
     info = CameraInfo(header=header, width=width, height=height, distortion_model="plumb_bob")
-    info.k = [f, 0.0, width / 2.0, 0.0, f, height / 2.0, 0.0, 0.0, 1.0]
-    info.p = [f, 0.0, width / 2.0, 0.0, 0.0, f, height / 2.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.k = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
+    info.p = [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     info.d = [0.0] * 5
     return info
@@ -93,14 +95,13 @@ class Player(Node):
         return header
 
 
-def summarise(msg: WholeBodyMeshArray, width: int, height: int, focal: float) -> dict:
+def summarise(msg: WholeBodyMeshArray, width: int, height: int, camera: Intrinsics) -> dict:
     people = []
     for p in msg.people:
         v = np.asarray(p.vertices, dtype=np.float64).reshape(-1, 3)
         inside = 0
         if len(v):
-            u = v[:, 0] / v[:, 2] * focal + width / 2.0
-            w = v[:, 1] / v[:, 2] * focal + height / 2.0
+            u, w = camera.project(v).T
             inside = int(np.sum((v[:, 2] > 0) & (u >= 0) & (u < width) & (w >= 0) & (w < height)))
         people.append({"track_id": int(p.track_id), "score": float(p.score), "bbox": [round(float(b), 1) for b in p.bbox],
                        "vertices": len(v), "vertices_in_image": inside, "pelvis_m": [round(float(c), 3) for c in
@@ -108,15 +109,13 @@ def summarise(msg: WholeBodyMeshArray, width: int, height: int, focal: float) ->
     return {"stamp": msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, "frame_id": msg.header.frame_id, "people": people}
 
 
-def draw_received(rgb: np.ndarray, msg: WholeBodyMeshArray, faces: np.ndarray, focal: float) -> np.ndarray:
-    h, w = rgb.shape[:2]
+def draw_received(rgb: np.ndarray, msg: WholeBodyMeshArray, faces: np.ndarray, camera: Intrinsics) -> np.ndarray:
     canvas = rgb.copy()
     for i, p in enumerate(msg.people):
         v = np.asarray(p.vertices, dtype=np.float64).reshape(-1, 3)
         if not len(v):
             continue
-        uv = np.stack((v[:, 0] / v[:, 2] * focal + w / 2.0, v[:, 1] / v[:, 2] * focal + h / 2.0), axis=1)
-        canvas = draw_mesh(canvas, v, uv, faces, person_colour(p.track_id if p.track_id >= 0 else i))
+        canvas = draw_mesh(canvas, v, camera.project(v), faces, person_colour(p.track_id if p.track_id >= 0 else i))
         x1, y1 = int(p.bbox[0]), int(p.bbox[1])
         cv2.putText(canvas, f"id {p.track_id}", (x1 + 4, y1 + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
@@ -152,13 +151,13 @@ def play(frames: list[np.ndarray], out_dir: Path, image_topic: str, info_topic: 
                 summary["frames"].append({"index": index, "received": False})
                 continue
             h, w = rgb.shape[:2]
-            focal = float(max(w, h))
-            item = summarise(got[0], w, h, focal)
+            camera = Intrinsics.default_for(w, h)  # what camera_info_for published
+            item = summarise(got[0], w, h, camera)
             item.update(index=index, received=True)
             summary["frames"].append(item)
             if recorder.rec.faces is not None:
                 faces = np.asarray(recorder.rec.faces.data, dtype=np.int64).reshape(-1, 3)
-                canvas = draw_received(rgb, got[0], faces, focal)
+                canvas = draw_received(rgb, got[0], faces, camera)
                 if standin_banner:
                     draw_banner(canvas, "STAND-IN ASSETS - pipeline demo, not real estimates")
                 cv2.imwrite(str(out_dir / f"frame_{index:03d}.png"), canvas[:, :, ::-1])

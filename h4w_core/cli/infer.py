@@ -63,11 +63,7 @@ def render_overlay(image_bgr: np.ndarray, results, faces: np.ndarray, intrinsics
     canvas = np.ascontiguousarray(image_bgr[:, :, ::-1])
     for i, r in enumerate(results):
         colour = person_colour(i)
-        uv = np.stack(
-            (r.vertices[:, 0] / r.vertices[:, 2] * intrinsics.fx + intrinsics.cx, r.vertices[:, 1] / r.vertices[:, 2] * intrinsics.fy + intrinsics.cy),
-            axis=1,
-        )
-        canvas = draw_mesh(canvas, r.vertices, uv, faces, colour)
+        canvas = draw_mesh(canvas, r.vertices, intrinsics.project(r.vertices), faces, colour)
         x, y, w, h = r.bbox_xywh
         draw_box(canvas, np.array([x, y, x + w, y + h]), colour, f"person {i}")
         for name in ("lhand_bbox", "rhand_bbox", "face_bbox"):

@@ -28,7 +28,7 @@ def test_person_moves_to_the_measured_depth_and_keeps_its_pixels(standin_estimat
     depth = render_depth(truth.astype(np.float64), standin_estimator.faces, k, image.shape[:2])
     depth[::7, ::5] = 0  # holes
     before_uv = person.vertices[:, :2] / person.vertices[:, 2:]
-    scale = place_person_with_depth(person, depth, k.fx, k.fy, k.cx, k.cy)
+    scale = place_person_with_depth(person, depth, k)
     assert scale is not None and abs(scale - 0.6) < 0.03
     np.testing.assert_allclose(person.vertices, truth, rtol=0.05)
     np.testing.assert_allclose(person.vertices[:, :2] / person.vertices[:, 2:], before_uv, atol=1e-5)
@@ -38,5 +38,5 @@ def test_no_valid_depth_leaves_the_person_unchanged(standin_estimator):
     k = Intrinsics(500.0, 500.0, 256.0, 256.0)
     (person,) = standin_estimator.predict(cv2.imread(PHOTO), [(20, 10, 360, 490)], "bgr", intrinsics=k)
     before = person.vertices.copy()
-    assert place_person_with_depth(person, np.zeros((512, 512), np.uint16), k.fx, k.fy, k.cx, k.cy) is None
+    assert place_person_with_depth(person, np.zeros((512, 512), np.uint16), k) is None
     np.testing.assert_array_equal(person.vertices, before)
