@@ -161,6 +161,7 @@ class WholeBodyNode(Node):
             self.model_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"model not loaded, frames will be dropped: {self.model_error}")
             return
+        self.skeleton_parents = self.estimator.body_model.layer.parents.cpu().numpy()  # constant: read once
         if self.standin:
             self.get_logger().warning(STANDIN_WARNING)
         self._publish_faces()
@@ -308,7 +309,7 @@ class WholeBodyNode(Node):
         self.previous_keys = set(keys)
         if self.marker_pub is not None:
             markers = messages.delete_markers(header, gone)
-            parents = self.estimator.body_model.layer.parents.cpu().numpy()
+            parents = self.skeleton_parents
             for i, (r, key) in enumerate(zip(results, keys)):
                 colour = r.track_id if r.track_id >= 0 else i
                 markers += messages.person_markers(r, header, key, self.estimator.faces, parents, colour,
