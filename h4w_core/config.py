@@ -21,3 +21,7 @@ NUM_BETAS = 10
 NUM_EXPRESSION = 10
 NUM_VERTICES = 10475
 NUM_FACES = 20908
+
+# Names of the network's SMPL-X outputs (NetworkOutput fields), for code that compares or passes them
+POSE_FIELDS = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose")  # axis-angle, rad
+SMPLX_PARAM_FIELDS = POSE_FIELDS + ("betas", "expression")  # BodyModel's argument order

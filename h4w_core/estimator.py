@@ -111,10 +111,7 @@ class WholeBodyEstimator:
     def forward(self, patches: torch.Tensor) -> tuple[NetworkOutput, BodyModelOutput]:
         """Batched network + SMPL-X on crops (N, 3, 512, 384)."""
         out = self.network(patches.to(self.device))
-        body = self.body_model(
-            out.global_orient.float(), out.body_pose.float(), out.left_hand_pose.float(), out.right_hand_pose.float(),
-            out.jaw_pose.float(), out.betas.float(), out.expression.float(),
-        )
+        body = self.body_model(*(getattr(out, name).float() for name in config.SMPLX_PARAM_FIELDS))
         return out, body
 
     @torch.no_grad()

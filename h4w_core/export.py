@@ -496,7 +496,8 @@ def vertex_error(body_model: Any, a: Any, b: Any) -> float:
     """Largest |vertex_a - vertex_b| (metres, cam_trans applied) through the same body model."""
     import torch
 
-    keys = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose", "betas", "expression")
+    from h4w_core.config import SMPLX_PARAM_FIELDS as keys
+
     with torch.no_grad():
         va = body_model(*(getattr(a, k).float() for k in keys)).vertices + a.cam_trans.float()[:, None]
         vb = body_model(*(getattr(b, k).float() for k in keys)).vertices + b.cam_trans.float()[:, None]

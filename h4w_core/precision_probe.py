@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from h4w_core.config import POSE_FIELDS
 from h4w_core.estimator import WholeBodyEstimator
 
-POSE_FIELDS = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose")
 POSE_BOUND_RAD = 0.005
 VERTEX_BOUND_M = 0.005
 

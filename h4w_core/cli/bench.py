@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from tqdm import tqdm
 
 from h4w_core.cli.common import setup_logging
+from h4w_core.config import POSE_FIELDS
 
 PROG = "h4w-bench"
 LOG = logging.getLogger(PROG)
@@ -45,7 +46,6 @@ DEFAULT_BACKENDS = {
     "cuda": ["torch", "torch:fp16", "torch:fp16:cuda_graphs", "torch_compiled", "onnxruntime",
              "onnxruntime:fp16:provider=tensorrt", "tensorrt", "tensorrt:fp16"],
 }
-POSE_KEYS = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose")
 VERTEX_KEYS = ("mesh_cam", "vertices")
 RECORD_KEYS = ("backend", "precision", "device", "batch", "p50_ms", "p90_ms", "persons_per_s",
                "first_call_ms", "peak_mem_mb", "parity_max_abs_err")
@@ -154,13 +154,13 @@ def person_boxes(batch: int, seed: int = 0) -> List[List[float]]:
 def result_arrays(results: Sequence[Any]) -> Dict[str, Any]:
     import numpy as np
 
-    return {k: np.stack([getattr(r, k) for r in results]).astype(np.float64) for k in POSE_KEYS + VERTEX_KEYS}
+    return {k: np.stack([getattr(r, k) for r in results]).astype(np.float64) for k in POSE_FIELDS + VERTEX_KEYS}
 
 
 def parity_error(got: Dict[str, Any], ref: Dict[str, Any]) -> float:
     import numpy as np
 
-    return float(max(np.abs(got[k] - ref[k]).max() for k in POSE_KEYS + VERTEX_KEYS))
+    return float(max(np.abs(got[k] - ref[k]).max() for k in POSE_FIELDS + VERTEX_KEYS))
 
 
 class _OtherLayout:

@@ -54,7 +54,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Lazy: importing the CLI module never imports TensorRT.
     from h4w_core.backends.trt_build import BuildSettings, BuildSettingsError, EngineCache
     from h4w_core.backends.trt_compat import (
-        EngineBuildError,
         NoGpuError,
         OnnxParseError,
         TensorRTError,
@@ -85,9 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(EXIT_NO_GPU, exc)
     except OnnxParseError as exc:
         return _fail(EXIT_PARSE, exc)
-    except EngineBuildError as exc:
-        return _fail(EXIT_BUILD, exc)
-    except TensorRTError as exc:
+    except TensorRTError as exc:  # EngineBuildError included
         return _fail(EXIT_BUILD, exc)
     print(path)
     print(f"{'cache hit' if hit else 'built'}: {api.label}, {args.precision}, "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from h4w_core.cli.common import fail, setup_logging
+from h4w_core.config import SMPLX_PARAM_FIELDS
 
 PROG = "h4w-export"
 EXIT_OK, EXIT_USAGE, EXIT_MISSING_DEP, EXIT_EXPORT, EXIT_UNSUPPORTED_OP, EXIT_VERIFY = 0, 2, 3, 4, 5, 6
@@ -111,8 +112,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if result.verification:
         worst = ", ".join(f"{k} {v:.2g}" for k, v in result.verification.items())
         print(f"{PROG}: max |onnxruntime - torch| at batch {batches}: {worst}", file=sys.stderr)
-        checked = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose", "betas",
-                   "expression", "cam_trans")
+        checked = SMPLX_PARAM_FIELDS + ("cam_trans",)
         over = {k: v for k, v in result.verification.items() if k in checked and v > args.tolerance}
         if over:
             return _fail(EXIT_VERIFY, f"outputs differ from torch by more than {args.tolerance}: {over}")
