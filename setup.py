@@ -27,9 +27,23 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["h4w_core*", "h4w_ros*"]),
+    package_data={"h4w_core": ["data/*.jpg"]},
+    # What h4w_core imports. torch is not pinned here: install the build for your machine first
+    # (CPU or CUDA); requirements.txt pins the CPU wheel used by CI. The ROS side (rclpy, message
+    # packages, tf2_ros, message_filters) comes from ROS itself: package.xml lists it.
     install_requires=[
-        "numpy",
+        "torch>=2.1",
+        "numpy>=1.24",
+        "smplx>=0.1.28",
+        "opencv-python-headless>=4.8,<5",
+        "scipy>=1.10",
+        "tqdm>=4.60",
     ],
+    extras_require={
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],  # h4w-export, backend 'onnxruntime', detector 'onnx'
+        "tensorrt": ["onnx>=1.15", "tensorrt>=8.5"],  # backend 'tensorrt', h4w-build-engine
+        "test": ["pytest>=8", "pyyaml>=6", "ruff>=0.6"],
+    },
     entry_points={
         "console_scripts": CORE_CONSOLE_SCRIPTS + ROS_CONSOLE_SCRIPTS,
     },

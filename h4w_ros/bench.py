@@ -18,21 +18,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
-import torch
 from rclpy.serialization import serialize_message
 from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
 
-from h4w_core.assets import resolve_assets
-from h4w_core.estimator import WholeBodyEstimator
-from h4w_core.report import emit, format_table
-from h4w_core.results import Intrinsics
+from h4w_core.data import SAMPLE_PHOTO
+from h4w_core.inference.camera import Intrinsics
+from h4w_core.inference.estimator import WholeBodyEstimator
+from h4w_core.inference.results import TrackInfo
+from h4w_core.model.assets import resolve_assets
+from h4w_core.tools.report import emit, format_table
 from h4w_ros import messages
 from h4w_ros.image_conversion import image_to_numpy, numpy_to_image
 from h4w_ros.msg import WholeBodyMeshArray
 from h4w_ros.tf_compat import make_transform_broadcaster
-from visualization_msgs.msg import MarkerArray
 
-PHOTO = Path(__file__).resolve().parents[1] / "data" / "astronaut.jpg"
+PHOTO = SAMPLE_PHOTO
 STAGES = ("image_to_numpy", "postprocess", "mesh_message", "serialize", "tf_build", "markers_build", "publish", "total")
 
 
@@ -45,9 +46,8 @@ def bench(persons: int, repeats: int, estimator: WholeBodyEstimator, node, width
     boxes = [[(width - height) // 2 + 20 + 10 * i, 10, 300, 460] for i in range(persons)]
     intrinsics = Intrinsics(600.0, 600.0, width / 2, height / 2)
     crops, kept = estimator.crops(frame, boxes, "bgr")
-    with torch.no_grad():
-        out, body = estimator.forward(torch.from_numpy(np.stack([c.patch for c in crops])))
-    parents = estimator.body_model.layer.parents.cpu().numpy()
+    people = estimator.estimate(crops, [TrackInfo(input_box=boxes[i]) for i in kept])
+    parents = estimator.skeleton_parents
     mesh_pub = node.create_publisher(WholeBodyMeshArray, "/h4w_bench/wholebody", 10)
     marker_pub = node.create_publisher(MarkerArray, "/h4w_bench/markers", 10)
     tf = make_transform_broadcaster(node)
@@ -57,7 +57,7 @@ def bench(persons: int, repeats: int, estimator: WholeBodyEstimator, node, width
         start = time.perf_counter()
         image, order = image_to_numpy(image_msg)
         t["image_to_numpy"] = time.perf_counter()
-        results = estimator.assemble(out, body, crops, kept, intrinsics)
+        results = estimator.pose(people, intrinsics)
         t["postprocess"] = time.perf_counter()
         array = messages.array_message(header, [messages.person_message(r) for r in results])
         t["mesh_message"] = time.perf_counter()

@@ -14,9 +14,7 @@ skeleton joints placed in the real camera frame.
 """
 from __future__ import annotations
 
-from h4w_core.joint_tables import LEFT_FINGERS, LEFT_WRIST, RIGHT_FINGERS, RIGHT_WRIST, SKELETON_JOINT_NAMES
-
-PELVIS = 0
+from h4w_core.model.joint_tables import LEFT_FINGERS, LEFT_WRIST, PELVIS, RIGHT_FINGERS, RIGHT_WRIST, SKELETON_JOINT_NAMES
 
 
 def person_key(track_id: int, index: int) -> str:

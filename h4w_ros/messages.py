@@ -11,8 +11,9 @@ from scipy.spatial.transform import Rotation
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from h4w_core.render import person_colour
-from h4w_core.results import PersonResult
+from h4w_core.inference.estimator import PARAM_FIELDS
+from h4w_core.inference.results import PersonResult
+from h4w_core.io.render import person_colour
 from h4w_ros.frames import FRAME_TREE, HAND_ORIENTATION_JOINTS, PELVIS, joint_frame
 from h4w_ros.msg import WholeBodyMesh, WholeBodyMeshArray
 
@@ -30,17 +31,20 @@ def _xyxy(bbox_xywh: np.ndarray) -> list[float]:
     return [x, y, x + w, y + h]
 
 
-def person_message(result: PersonResult, input_box_xywh: np.ndarray | None = None, with_mesh: bool = True) -> WholeBodyMesh:
-    """One WholeBodyMesh; `bbox` is the person box given to the network (input box when known)."""
+def person_message(result: PersonResult, with_mesh: bool = True) -> WholeBodyMesh:
+    """One WholeBodyMesh; `bbox` is the person box given to the network, `placement_box` the box
+    the body was placed with."""
     msg = WholeBodyMesh()
     msg.track_id = int(result.track_id)
     msg.score = float(result.score)
-    msg.bbox = _xyxy(result.bbox_xywh if input_box_xywh is None else input_box_xywh)
+    msg.bbox = _xyxy(result.track.input_box)
+    msg.placement_box = _xyxy(result.bbox_xywh)
+    msg.depth_scale = float(result.track.depth_scale or 1.0)
     msg.lhand_bbox = [float(v) for v in result.lhand_bbox]
     msg.rhand_bbox = [float(v) for v in result.rhand_bbox]
     msg.face_bbox = [float(v) for v in result.face_bbox]
-    for name in ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose", "betas", "expression", "cam_trans"):
-        setattr(msg, name, np.asarray(getattr(result, name), dtype=np.float32))
+    for name in PARAM_FIELDS:
+        setattr(msg, name, np.asarray(getattr(result.params, name), dtype=np.float32))
     pelvis = result.skeleton_joints[PELVIS]
     qx, qy, qz, qw = _quaternions(result.skeleton_rotations[PELVIS : PELVIS + 1])[0]
     msg.root_pose = Pose()

@@ -31,13 +31,15 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, MultiArrayDimension, UInt32MultiArray
 from visualization_msgs.msg import MarkerArray
 
-from h4w_core.results import Intrinsics, PersonResult
+from h4w_core.inference.camera import Intrinsics, InvalidIntrinsicsError
+from h4w_core.inference.results import PersonResult
+from h4w_core.people.pipeline import PeoplePipeline
 from h4w_ros import messages
+from h4w_ros.detections import detection_boxes, detections_type
 from h4w_ros.frames import person_key
 from h4w_ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
-from h4w_ros.msg import PersonBoxArray, WholeBodyMeshArray
-from h4w_ros.params import NodeConfig, declare_and_read
-from h4w_ros.people import PeoplePipeline
+from h4w_ros.msg import WholeBodyMeshArray
+from h4w_ros.params import NodeConfig, declare_and_read, people_config
 from h4w_ros.qos import image_qos
 from h4w_ros.sync import ApproximateTimeSynchronizer, Subscriber
 from h4w_ros.tf_compat import make_transform_broadcaster
@@ -63,23 +65,15 @@ class Stats:
     last_image_time: float = 0.0
 
 
-def detections_type(name: str):
-    """Message class for the detections topic: the project's PersonBoxArray, or vision_msgs'."""
-    if name == "vision_msgs":
-        try:
-            from vision_msgs.msg import Detection2DArray
-        except ImportError as exc:
-            raise ValueError("detections_format 'vision_msgs' needs the vision_msgs package (apt: ros-$ROS_DISTRO-vision-msgs)") from exc
-        return Detection2DArray
-    return PersonBoxArray
-
-
 def camera_intrinsics(info: CameraInfo) -> Intrinsics | None:
     """K of a CameraInfo, or None when it is unset (all zeros) or not finite."""
     k = np.asarray(info.k, dtype=np.float64)
-    if k.shape != (9,) or not np.all(np.isfinite(k)) or k[0] <= 0 or k[4] <= 0:
+    if k.shape != (9,):
         return None
-    return Intrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]))
+    try:
+        return Intrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]))
+    except InvalidIntrinsicsError:
+        return None
 
 
 def rate_hz(stamps: deque, window_s: float = 5.0) -> float:
@@ -115,7 +109,7 @@ class WholeBodyNode(Node):
         self._load_model()
         self.people = None
         try:
-            self.people = PeoplePipeline(self.config, self.get_logger())
+            self.people = PeoplePipeline(people_config(self.config))
         except Exception as exc:  # e.g. a missing detector model: keep running, say why
             self.model_error = self.model_error or f"person boxes unavailable: {type(exc).__name__}: {exc}"
             self.get_logger().error(f"{self.model_error}; frames will be dropped")
@@ -148,8 +142,8 @@ class WholeBodyNode(Node):
     # ---- model -------------------------------------------------------------------------
     def _load_model(self) -> None:
         """Load assets and network; on failure keep running, report why in logs and /diagnostics."""
-        from h4w_core.assets import STANDIN_WARNING, resolve_assets
-        from h4w_core.estimator import WholeBodyEstimator
+        from h4w_core.inference.estimator import WholeBodyEstimator
+        from h4w_core.model.assets import STANDIN_WARNING, resolve_assets
 
         try:
             assets = resolve_assets(self.config.checkpoint or None, self.config.smplx_dir or None,
@@ -161,7 +155,6 @@ class WholeBodyNode(Node):
             self.model_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"model not loaded, frames will be dropped: {self.model_error}")
             return
-        self.skeleton_parents = self.estimator.body_model.layer.parents.cpu().numpy()  # constant: read once
         if self.standin:
             self.get_logger().warning(STANDIN_WARNING)
         self._publish_faces()
@@ -263,16 +256,13 @@ class WholeBodyNode(Node):
             intrinsics = Intrinsics.default_for(width, height)
             self.get_logger().warning("camera_info has no valid K: assuming focal max(W, H)", throttle_duration_sec=10.0)
         stamp_s = image_msg.header.stamp.sec + image_msg.header.stamp.nanosec * 1e-9
-        boxes, scores = self.people.boxes(image, order, detections)
-        results: list[PersonResult] = []
-        if len(boxes):
-            results = self.estimator.predict(image, boxes, channel_order=order, intrinsics=intrinsics, scores=scores, skip_invalid=True)
-            for r in results:
-                r.extras["input_box"] = boxes[r.extras["box_index"]]
-        if depth_msg is not None and results:
-            self._place_with_depth(results, depth_msg, intrinsics, (height, width))
-        results = self.people.track(results, stamp_s)
-        self._publish(image_msg.header, results, image, order, intrinsics)
+        depth = self._registered_depth(depth_msg, (height, width)) if depth_msg is not None else None
+        given = detection_boxes(detections) if self.config.box_source == "detections" else None
+        frame = self.people.process(self.estimator, image, order, intrinsics, stamp_s, given=given, depth=depth)
+        if frame.invalid_boxes:
+            self.get_logger().warning(f"{frame.invalid_boxes} person box(es) could not be cropped (empty, outside the image "
+                                      "or not finite) and were skipped", throttle_duration_sec=10.0)
+        self._publish(image_msg.header, list(frame.people), image, order, intrinsics)
         done = time.monotonic()
         now_ros = self.get_clock().now().nanoseconds * 1e-9
         with self.lock:
@@ -280,25 +270,22 @@ class WholeBodyNode(Node):
             self.stats.processing_ms.append((done - started) * 1000.0)
             self.stats.latencies_ms.append((now_ros - stamp_s) * 1000.0)
 
-    def _place_with_depth(self, results: list[PersonResult], depth_msg: Image, intrinsics: Intrinsics, shape) -> None:
-        """Rescale each person to its measured torso depth (registered depth image)."""
-        from h4w_core.depth import place_person_with_depth
-
+    def _registered_depth(self, depth_msg: Image, shape) -> np.ndarray | None:
+        """The depth image as an array when it is registered to the colour image, else None (said once per 5 s)."""
         try:
             depth, _ = image_to_numpy(depth_msg)
         except ImageConversionError as exc:
             self._error_once_per(f"depth image rejected: {exc}")
-            return
+            return None
         if depth.shape[:2] != tuple(shape) or depth.ndim != 2:
             self._error_once_per(f"depth image {depth.shape} is not registered to the {shape[1]}x{shape[0]} colour image")
-            return
-        for r in results:
-            r.extras["depth_scale"] = place_person_with_depth(r, depth, intrinsics)
+            return None
+        return depth
 
     # ---- output ------------------------------------------------------------------------
     def _publish(self, header: Header, results: list[PersonResult], image: np.ndarray, order: str, intrinsics: Intrinsics) -> None:
         keys = [person_key(r.track_id, i) for i, r in enumerate(results)]
-        people = [messages.person_message(r, r.extras.get("input_box"), self.config.publish_mesh) for r in results]
+        people = [messages.person_message(r, self.config.publish_mesh) for r in results]
         self.mesh_pub.publish(messages.array_message(header, people))
         if self.tf is not None and results:
             transforms = []
@@ -309,7 +296,7 @@ class WholeBodyNode(Node):
         self.previous_keys = set(keys)
         if self.marker_pub is not None:
             markers = messages.delete_markers(header, gone)
-            parents = self.skeleton_parents
+            parents = self.estimator.skeleton_parents
             for i, (r, key) in enumerate(zip(results, keys)):
                 colour = r.track_id if r.track_id >= 0 else i
                 markers += messages.person_markers(r, header, key, self.estimator.faces, parents, colour,

@@ -6,8 +6,9 @@ from dataclasses import dataclass, fields
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-BOX_SOURCES = ("full_frame", "fixed_roi", "detections", "detector")
-BACKENDS = ("torch", "torch_compiled", "onnxruntime", "tensorrt")
+from h4w_core.backends import BACKENDS, PRECISIONS
+from h4w_core.people.pipeline import BOX_SOURCES, PeopleConfig
+from h4w_core.people.tracking import TRACKERS
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class NodeConfig:
     detections_format: str = "h4w"
     use_depth: bool = False
     tracking: bool = True
+    tracker: str = "iou"
     track_iou_threshold: float = 0.3
     track_min_hits: int = 1
     track_max_age: int = 15
@@ -80,11 +82,12 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
                           "(vision_msgs/Detection2DArray, needs vision_msgs; class id 'person' or '0' kept).", {}),
     "use_depth": ("Subscribe 'depth' (depth image registered to the colour camera, 16UC1 mm or 32FC1 m) and "
                   "rescale each person to its measured torso depth.", {}),
-    "tracking": ("Give persons persistent ids across frames (IoU + Hungarian).", {}),
+    "tracking": ("Give persons persistent ids across frames.", {}),
+    "tracker": ("Tracker used when tracking is on: " + ", ".join(sorted(TRACKERS)) + " (iou: IoU + Hungarian, constant velocity).", {}),
     "track_iou_threshold": ("Smallest IoU for a box to continue a track.", _float_range(0.0, 1.0)),
     "track_min_hits": ("Frames a track needs before it gets an id (birth).", _int_range(1, 100)),
     "track_max_age": ("Frames a track survives unseen before it is dropped (death).", _int_range(0, 1000)),
-    "smoothing": ("One-Euro smoothing per track of translation and rotations (on SO(3)).", {}),
+    "smoothing": ("One-Euro smoothing per track of the SMPL-X parameters before posing: rotations on SO(3), translation, placement box, shape.", {}),
     "smoothing_min_cutoff": ("One-Euro minimum cutoff frequency (Hz): lower = smoother when still.", _float_range(0.001, 100.0)),
     "smoothing_translation_beta": ("One-Euro speed gain for translation (Hz per m/s): higher = less lag when moving.", _float_range(0.0, 100.0)),
     "smoothing_rotation_beta": ("One-Euro speed gain for rotations (Hz per rad/s): higher = less lag when turning.", _float_range(0.0, 100.0)),
@@ -97,7 +100,7 @@ DESCRIPTIONS: dict[str, tuple[str, dict]] = {
     "diagnostics_period": ("Period (s) of /diagnostics messages.", _float_range(0.1, 60.0)),
 }
 
-READ_ONLY = {"detector_providers", "precision", "detections_format", "use_depth", "checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
+READ_ONLY = {"tracker", "detector_providers", "precision", "detections_format", "use_depth", "checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
              "detector_model", "image_reliability", "sync_slop", "sync_queue_size"}
 
 
@@ -123,14 +126,23 @@ def validate(config: NodeConfig) -> None:
     if config.box_source not in BOX_SOURCES:
         raise ValueError(f"box_source {config.box_source!r} is not one of {BOX_SOURCES}")
     if config.backend not in BACKENDS:
-        raise ValueError(f"backend {config.backend!r} is not one of {BACKENDS}")
-    if config.precision not in ("fp32", "fp16", "bf16"):
-        raise ValueError(f"precision {config.precision!r} must be 'fp32', 'fp16' or 'bf16'")
+        raise ValueError(f"backend {config.backend!r} is not one of {tuple(BACKENDS)}")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"precision {config.precision!r} is not one of {PRECISIONS}")
+    if config.tracker not in TRACKERS:
+        raise ValueError(f"tracker {config.tracker!r} is not one of {tuple(sorted(TRACKERS))}")
     if config.device not in ("cpu", "cuda"):
         raise ValueError(f"device {config.device!r} must be 'cpu' or 'cuda'")
     if config.detections_format not in ("h4w", "vision_msgs"):
         raise ValueError(f"detections_format {config.detections_format!r} must be 'h4w' or 'vision_msgs'")
     if config.image_reliability not in ("best_effort", "reliable"):
         raise ValueError(f"image_reliability {config.image_reliability!r} must be 'best_effort' or 'reliable'")
-    if config.box_source == "fixed_roi" and (len(config.fixed_roi) != 4 or config.fixed_roi[2] <= 0 or config.fixed_roi[3] <= 0):
-        raise ValueError(f"fixed_roi must be [x, y, width, height] with positive size, got {list(config.fixed_roi)}")
+    people_config(config)  # box source, fixed_roi and max_persons are checked there
+
+
+def people_config(config: NodeConfig) -> PeopleConfig:
+    """The ROS-free people pipeline's settings from the node's parameters."""
+    names = {f.name for f in fields(PeopleConfig)}
+    values = {name: getattr(config, name) for name in names if name != "detector_providers"}
+    providers = tuple(p.strip() for p in config.detector_providers.split(",") if p.strip())
+    return PeopleConfig(detector_providers=providers, **values)

@@ -14,8 +14,7 @@ larger than that (640x480 rgb8 is 921 KB) while smaller ones get through. Either
 
 See docs/ROS_BUILD.md.
 """
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 IMAGE_RELIABILITY_CHOICES = ("best_effort", "reliable")
 

@@ -18,16 +18,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
-from tqdm import tqdm
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, UInt32MultiArray
+from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
-from h4w_core.render import draw_banner, draw_mesh, person_colour
-from h4w_core.results import Intrinsics
+from h4w_core.inference.camera import Intrinsics
+from h4w_core.io.render import draw_banner, draw_mesh, person_colour
 from h4w_ros.image_conversion import numpy_to_image
 from h4w_ros.msg import WholeBodyMeshArray
 from h4w_ros.node import FACES_TOPIC, MARKERS_TOPIC, OUTPUT_TOPIC
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.images:
             frames = load_frames(args.images)
         else:
-            from h4w_core.sequence import make_crowd_sequence
+            from h4w_core.testing.sequence import make_crowd_sequence
 
             frames = make_crowd_sequence(num_frames=args.frames).frames
         summary = play(frames, args.out, args.image_topic, args.camera_info_topic, args.period, args.wait)

@@ -10,10 +10,11 @@ Expands to: h4w_node --ros-args --params-file <config> [-p name:=value ...] \
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 OVERRIDABLE = ("checkpoint", "smplx_dir", "device", "backend", "box_source")
 

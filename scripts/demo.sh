@@ -24,8 +24,8 @@ else
   echo "=================================================================================="
 fi
 
-echo "--- 1/2 h4w-infer on data/astronaut.jpg"
-"$VENV/bin/h4w-infer" --image data/astronaut.jpg --bbox 20,10,360,502 "${ASSET_ARGS[@]}" \
+echo "--- 1/2 h4w-infer on h4w_core/data/astronaut.jpg"
+"$VENV/bin/h4w-infer" --image h4w_core/data/astronaut.jpg --bbox 20,10,360,502 "${ASSET_ARGS[@]}" \
   --intrinsics 600,600,256,256 --output "$OUT/astronaut.npz" --obj "$OUT/obj" --overlay "$OUT/astronaut_overlay.png"
 
 echo "--- 2/2 h4w_node on a replayed multi-person sequence (detector + tracking)"

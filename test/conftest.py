@@ -17,14 +17,14 @@ CACHE = Path(os.environ.setdefault("H4W_CACHE", str(REPO / ".cache" / "h4w")))
 @pytest.fixture(scope="session")
 def standin_assets():
     """Human-shaped stand-in SMPL-X + random release-format checkpoint (cached under .cache/)."""
-    from h4w_core.assets import ensure_standin_assets
+    from h4w_core.model.assets import ensure_standin_assets
 
     return ensure_standin_assets(CACHE)
 
 
 @pytest.fixture(scope="session")
 def standin_estimator(standin_assets):
-    from h4w_core.estimator import WholeBodyEstimator
+    from h4w_core.inference.estimator import WholeBodyEstimator
 
     return WholeBodyEstimator(standin_assets.checkpoint, standin_assets.smplx_dir)
 
@@ -50,6 +50,6 @@ def parity_assets():
 
 @pytest.fixture(scope="session")
 def parity_estimator(parity_assets):
-    from h4w_core.estimator import WholeBodyEstimator
+    from h4w_core.inference.estimator import WholeBodyEstimator
 
     return WholeBodyEstimator(parity_assets["checkpoint"], parity_assets["smplx_dir"])

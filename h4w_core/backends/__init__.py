@@ -23,6 +23,7 @@ import importlib
 from typing import Any, Dict, Tuple
 
 from h4w_core.backends.base import (
+    PRECISIONS,
     BackendError,
     BackendUnavailableError,
     InputValidationError,
@@ -58,6 +59,6 @@ def make_runner(name: str, checkpoint: Any, device: str = "cpu", precision: str 
 
 
 __all__ = [
-    "BACKENDS", "BackendError", "BackendUnavailableError", "InputValidationError", "PrecisionError",
+    "BACKENDS", "PRECISIONS", "BackendError", "BackendUnavailableError", "InputValidationError", "PrecisionError",
     "UnknownBackendError", "make_runner", "runner_class",
 ]

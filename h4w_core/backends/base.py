@@ -5,7 +5,7 @@ A runner maps person crops to network outputs, nothing else::
     runner = make_runner("onnxruntime", "snapshot_6.pth.tar", device="cpu")
     runner.warmup()
     out = runner(crops)          # crops (N, 3, 512, 384) float32 RGB in [0, 1] on runner.device
-                                 # -> h4w_core.model.NetworkOutput, float32 tensors on runner.device
+                                 # -> h4w_core.model.network.NetworkOutput, float32 tensors on runner.device
 
 so any runner plugs into ``WholeBodyEstimator(..., network=runner)`` in place of the eager
 network. Public ``__call__`` validates the crops (type, dtype, shape, device, batch limit) and
@@ -19,12 +19,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Dict, Optional, Protocol, Tuple, runtime_checkable
 
+from h4w_core.model.constants import CROP_SHAPE
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from h4w_core.model import NetworkOutput
+    from h4w_core.model.network import NetworkOutput
 
-CROP_SHAPE = (3, 512, 384)  # config.INPUT_IMG_SHAPE, channels first
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
@@ -56,7 +57,7 @@ class NetworkRunner(Protocol):
     device: Any  # torch.device
     precision: str
 
-    def __call__(self, crops: "torch.Tensor") -> "NetworkOutput": ...
+    def __call__(self, crops: torch.Tensor) -> NetworkOutput: ...
 
     def warmup(self) -> None: ...
 
@@ -99,7 +100,7 @@ class BaseRunner:
         self.closed = False
 
     # ---------------------------------------------------------------------------- inference
-    def __call__(self, crops: "torch.Tensor") -> "NetworkOutput":
+    def __call__(self, crops: torch.Tensor) -> NetworkOutput:
         if self.closed:
             raise BackendError(f"{self.describe()} is closed")
         crops = self.validate(crops)
@@ -108,10 +109,10 @@ class BaseRunner:
         self.inference_time = time.perf_counter() - start
         return out
 
-    def _infer(self, crops: "torch.Tensor") -> "NetworkOutput":
+    def _infer(self, crops: torch.Tensor) -> NetworkOutput:
         raise NotImplementedError
 
-    def validate(self, crops: Any) -> "torch.Tensor":
+    def validate(self, crops: Any) -> torch.Tensor:
         import torch
 
         if not isinstance(crops, torch.Tensor):
@@ -155,7 +156,7 @@ class BaseRunner:
     def close(self) -> None:
         self.closed = True
 
-    def __enter__(self) -> "BaseRunner":
+    def __enter__(self) -> BaseRunner:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -165,9 +166,9 @@ class BaseRunner:
         return f"<{type(self).__name__} {self.describe()}>"
 
 
-def as_network_output(tensors: Any, device: Any = None) -> "NetworkOutput":
+def as_network_output(tensors: Any, device: Any = None) -> NetworkOutput:
     """NetworkOutput of float32 tensors from a sequence in OUTPUT order or a name -> tensor dict."""
-    from h4w_core.model import NetworkOutput
+    from h4w_core.model.network import NetworkOutput
 
     if isinstance(tensors, dict):
         missing = [k for k in NetworkOutput._fields if k not in tensors]

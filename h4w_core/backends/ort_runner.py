@@ -47,7 +47,7 @@ def _import_ort():
 
 def resolve_onnx(checkpoint: Any, cache_dir: Any = None, opset: Optional[int] = None, max_batch: int = 8) -> Path:
     """An .onnx path as is; a checkpoint -> its cached export (exported now if missing)."""
-    from h4w_core.export import DEFAULT_OPSET, cached_export
+    from h4w_core.backends.export import DEFAULT_OPSET, cached_export
 
     path = Path(checkpoint).expanduser()
     if path.suffix == ".onnx":

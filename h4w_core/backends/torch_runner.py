@@ -5,7 +5,7 @@
 ``channels_last`` (NHWC weights and input; sometimes faster on GPUs).
 Precisions: CPU ``fp32``; CUDA ``fp32`` (TF32 off), ``fp16`` and ``bf16`` (torch.autocast).
 bf16 autocast is refused on CPU: on the parity fixture it moves poses by up to 4.6 rad
-(docs/BACKENDS.md), far outside the issue's 0.005 rad bound.
+(docs/BACKENDS.md), far outside the 0.005 rad accuracy bound of a faster backend.
 
 ``torch_compiled`` (fp32), two modes:
 
@@ -31,7 +31,7 @@ import time
 from typing import Any, Dict, Optional
 
 from h4w_core.backends.base import BackendError, BaseRunner, as_network_output
-from h4w_core.export import tuple_outputs
+from h4w_core.backends.export import tuple_outputs
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ LOG = logging.getLogger(__name__)
 def _load_network(checkpoint: Any, network: Any):
     if network is not None:
         return network.eval()
-    from h4w_core.export import load_network
+    from h4w_core.backends.export import load_network
 
     return load_network(checkpoint)
 
@@ -72,15 +72,6 @@ class TorchRunner(BaseRunner):
         self.network = net
         self._graphs: Dict[int, Any] = {}  # batch -> (graph, static input, static outputs)
         self._dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-
-    @property
-    def stage_timer(self):
-        """The eager network's per-stage timer hook (h4w_core.bench sets it)."""
-        return self.network.stage_timer
-
-    @stage_timer.setter
-    def stage_timer(self, value) -> None:
-        self.network.stage_timer = value
 
     def _context(self):
         import torch

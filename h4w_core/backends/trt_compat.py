@@ -1,4 +1,4 @@
-"""One place for TensorRT API differences: TensorRT 8.x, 10.x, 11.x and TensorRT-RTX.
+"""One place for TensorRT API differences: TensorRT 8.5+, 10.x, 11.x and TensorRT-RTX.
 
 Nothing here imports TensorRT, torch or onnx at module import time, so a torch-only (or even
 numpy-only) install can import h4w_core.backends freely; :func:`load_api` does the import.
@@ -7,20 +7,23 @@ Which module is used: ``tensorrt`` if it imports, else ``tensorrt_rtx`` (the ``t
 wheel, which parses ONNX and builds engines without a GPU). ``H4W_TRT_MODULE=tensorrt_rtx`` (or
 ``tensorrt``) forces one.
 
+TensorRT older than 8.5 is refused (:data:`MIN_TENSORRT`): the ONNX export uses opset 17, which
+earlier parsers cannot read. Every version from 8.5 on has ``build_serialized_network``,
+``set_memory_pool_limit``, ``parse_from_file``, the timing cache and the tensor-name I/O API
+(``num_io_tensors``, ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``), so those
+are used unconditionally.
+
 API differences handled (see docs/TENSORRT.md for the table):
 
 * network creation: ``EXPLICIT_BATCH`` flag needed on 8.x, deprecated/ignored on 10.x, gone on 11.x
   and RTX; ``STRONGLY_TYPED`` where the flavour has no weak-typing precision flags (11.x, RTX);
-* engine build: ``build_serialized_network`` (>= 8.0) vs ``build_engine`` + ``serialize`` (7.x);
-* workspace: ``set_memory_pool_limit(WORKSPACE)`` (>= 8.4) vs ``max_workspace_size``;
 * precision: ``BuilderFlag.FP16`` / ``INT8`` + calibrator (8.x, 10.x) vs strongly typed only
   (11.x removed the flags; RTX never had them): the ONNX itself must carry fp16 / Q/DQ;
-* timing cache: ``create_timing_cache``/``set_timing_cache`` on TensorRT (>= 8.0); a deprecated
-  no-op on RTX, which caches JIT kernels at run time in a runtime cache instead;
-* I/O: tensor-name API (``num_io_tensors``, ``get_tensor_name``, ``set_input_shape``,
-  ``set_tensor_address``, ``execute_async_v3``; >= 8.5) vs bindings (< 8.5, removed in 10.0);
-* parser errors: ``node_name()``/``node_operator()`` exist on newer parsers only; older ones give
-  the node index, which is resolved against the ONNX graph when ``onnx`` is installed.
+* timing cache: ``create_timing_cache``/``set_timing_cache`` on TensorRT; a deprecated no-op on
+  RTX, which caches JIT kernels at run time in a runtime cache instead;
+* parser errors: ``node_name()``/``node_operator()`` exist on newer parsers (10.x has them); older
+  8.x ones give only the node index, which is resolved against the ONNX graph when ``onnx`` is
+  installed.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ LOG = logging.getLogger(__name__)
 MODULE_CANDIDATES = ("tensorrt", "tensorrt_rtx")
 MODULE_ENV = "H4W_TRT_MODULE"
 PRECISIONS = ("fp32", "fp16", "int8")
+MIN_TENSORRT = (8, 5)  # first TensorRT whose ONNX parser reads opset 17 (h4w's export)
 
 INSTALL_HINT = (
     "install TensorRT: on Jetson it comes with JetPack (apt install nvidia-tensorrt / "
@@ -121,14 +125,15 @@ class InputMismatchError(TensorRTError, ValueError):
 
 
 # ------------------------------------------------------------------------------------- importing
-_API_CACHE: Dict[str, "TrtApi"] = {}
+_API_CACHE: Dict[str, TrtApi] = {}
 
 
-def load_api(module: Optional[str] = None) -> "TrtApi":
+def load_api(module: Optional[str] = None) -> TrtApi:
     """Import TensorRT lazily and wrap it; raises :class:`TensorRTNotInstalled`.
 
     ``module`` (or env ``H4W_TRT_MODULE``) picks ``tensorrt`` or ``tensorrt_rtx``; by default the
-    first of those that imports.
+    first of those that imports. A standard TensorRT older than :data:`MIN_TENSORRT` raises
+    :class:`TensorRTError` (it cannot parse the opset-17 export).
     """
     wanted = module or os.environ.get(MODULE_ENV) or None
     candidates = (wanted,) if wanted else MODULE_CANDIDATES
@@ -150,10 +155,10 @@ def load_api(module: Optional[str] = None) -> "TrtApi":
 
 
 def tensorrt_available() -> bool:
-    """True when :func:`load_api` would succeed (never raises)."""
+    """True when :func:`load_api` would succeed (never raises; a too-old TensorRT counts as absent)."""
     try:
         load_api()
-    except TensorRTNotInstalled:
+    except TensorRTError:
         return False
     return True
 
@@ -206,11 +211,14 @@ class IOTensor:
     trt_dtype: Any
     shape: Tuple[int, ...]  # -1 for dynamic dims
     profile: Optional[Tuple[Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]]  # min/opt/max
-    binding_index: int = -1  # only for the bindings API
 
 
 class TrtApi:
-    """A thin wrapper over an imported TensorRT module that papers over version differences."""
+    """A thin wrapper over an imported TensorRT module that papers over version differences.
+
+    Raises :class:`TensorRTError` for standard TensorRT older than :data:`MIN_TENSORRT`, so no
+    code path below has to handle pre-8.5 APIs (TensorRT-RTX has its own 1.x numbering).
+    """
 
     def __init__(self, module: Any):
         self.trt = module
@@ -220,6 +228,12 @@ class TrtApi:
         self.version = str(getattr(module, "__version__", "0"))
         self.version_tuple = parse_version(self.version)
         self.major = self.version_tuple[0]
+        if not self.is_rtx and self.version_tuple < MIN_TENSORRT:
+            minimum = ".".join(map(str, MIN_TENSORRT))
+            raise TensorRTError(
+                f"TensorRT {self.version} is installed but h4w needs TensorRT >= {minimum} "
+                "(its ONNX export uses opset 17)"
+            )
         self._logger = None
 
     def __repr__(self) -> str:
@@ -248,13 +262,8 @@ class TrtApi:
 
     @property
     def supports_timing_cache(self) -> bool:
-        """A real timing cache (TensorRT >= 8.0); on TensorRT-RTX the calls are deprecated no-ops."""
-        return (not self.is_rtx) and hasattr(self.trt.IBuilderConfig, "create_timing_cache")
-
-    @property
-    def tensor_io_api(self) -> bool:
-        """Name-based I/O (``num_io_tensors`` ... ``execute_async_v3``), TensorRT >= 8.5 and RTX."""
-        return hasattr(self.trt.ICudaEngine, "num_io_tensors")
+        """A real timing cache on TensorRT; on TensorRT-RTX the calls are deprecated no-ops."""
+        return not self.is_rtx
 
     @property
     def supports_runtime_cache(self) -> bool:
@@ -303,18 +312,13 @@ class TrtApi:
     def create_parser(self, network: Any) -> Any:
         return self.trt.OnnxParser(network, self.logger())
 
-    def parse_onnx_file(self, parser: Any, path: str, onnx_bytes: Optional[bytes] = None) -> None:
+    def parse_onnx_file(self, parser: Any, path: str) -> None:
         """Parse ``path`` (external data resolved relative to it); raise :class:`OnnxParseError`."""
-        if hasattr(parser, "parse_from_file"):
-            ok = parser.parse_from_file(str(path))
-        else:
-            data = onnx_bytes if onnx_bytes is not None else open(path, "rb").read()
-            ok = parser.parse(data, str(path))
-        if not ok:
+        if not parser.parse_from_file(str(path)):
             raise OnnxParseError(str(path), self.parser_errors(parser, path))
 
     def parser_errors(self, parser: Any, path: Optional[str] = None) -> List[ParserErrorInfo]:
-        """All parser errors, with node names; older parsers only give an index we resolve."""
+        """All parser errors, with node names; 8.x parsers only give an index we resolve."""
         out = []
         graph_nodes = None
         for i in range(int(getattr(parser, "num_errors", 0))):
@@ -341,10 +345,7 @@ class TrtApi:
         return out
 
     def set_workspace(self, config: Any, nbytes: int) -> None:
-        if hasattr(config, "set_memory_pool_limit"):
-            config.set_memory_pool_limit(self.trt.MemoryPoolType.WORKSPACE, int(nbytes))
-        else:  # TensorRT < 8.4
-            config.max_workspace_size = int(nbytes)
+        config.set_memory_pool_limit(self.trt.MemoryPoolType.WORKSPACE, int(nbytes))
 
     def set_flag(self, config: Any, name: str, on: bool = True) -> bool:
         """Set/clear ``BuilderFlag.<name>`` if this flavour has it; returns whether it exists."""
@@ -386,12 +387,8 @@ class TrtApi:
         return host_memory_bytes(cache.serialize())
 
     def build_serialized(self, builder: Any, network: Any, config: Any) -> bytes:
-        """Engine bytes via ``build_serialized_network`` (>= 8.0) or ``build_engine`` (7.x)."""
-        if hasattr(builder, "build_serialized_network"):
-            blob = builder.build_serialized_network(network, config)
-        else:  # TensorRT 7.x
-            engine = builder.build_engine(network, config)
-            blob = engine.serialize() if engine is not None else None
+        """Engine bytes from ``build_serialized_network``; a None result becomes :class:`EngineBuildError`."""
+        blob = builder.build_serialized_network(network, config)
         if blob is None:
             raise EngineBuildError(
                 f"{self.label} builder returned no engine (see the TensorRT errors logged above; "
@@ -408,29 +405,16 @@ class TrtApi:
 
     def io_tensors(self, engine: Any, profile_index: int = 0) -> List[IOTensor]:
         """Inputs and outputs of ``engine``, in engine order."""
-        trt = self.trt
         out: List[IOTensor] = []
-        if self.tensor_io_api:
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-                shape = tuple(int(d) for d in engine.get_tensor_shape(name))
-                profile = None
-                if is_input and -1 in shape:
-                    mn, opt, mx = engine.get_tensor_profile_shape(name, profile_index)
-                    profile = (_dims(mn), _dims(opt), _dims(mx))
-                out.append(IOTensor(name, is_input, engine.get_tensor_dtype(name), shape, profile))
-            return out
-        # TensorRT < 8.5: bindings (untested here: no such TensorRT in CI)
-        for i in range(engine.num_bindings):
-            name = engine.get_binding_name(i)
-            is_input = bool(engine.binding_is_input(i))
-            shape = tuple(int(d) for d in engine.get_binding_shape(i))
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            is_input = engine.get_tensor_mode(name) == self.trt.TensorIOMode.INPUT
+            shape = tuple(int(d) for d in engine.get_tensor_shape(name))
             profile = None
             if is_input and -1 in shape:
-                mn, opt, mx = engine.get_profile_shape(profile_index, name)
+                mn, opt, mx = engine.get_tensor_profile_shape(name, profile_index)
                 profile = (_dims(mn), _dims(opt), _dims(mx))
-            out.append(IOTensor(name, is_input, engine.get_binding_dtype(i), shape, profile, i))
+            out.append(IOTensor(name, is_input, engine.get_tensor_dtype(name), shape, profile))
         return out
 
     def torch_dtype(self, trt_dtype: Any) -> Any:
@@ -509,7 +493,4 @@ def _make_logger(trt: Any) -> Any:
             level = _SEVERITY_TO_LEVEL.get(getattr(severity, "name", str(severity)), logging.INFO)
             py_log.log(level, "%s", msg)
 
-    try:
-        return _PyLogger()
-    except Exception:  # very old bindings without a subclassable ILogger
-        return trt.Logger(trt.Logger.WARNING)
+    return _PyLogger()

@@ -32,11 +32,11 @@ class TensorRTNetworkRunner(BaseRunner):
                  engine_cache_dir: Any = None, cache_dir: Any = None, opset: Optional[int] = None,
                  timing_cache: Optional[str] = None):
         super().__init__(device, precision, max_batch)
-        from h4w_core.backends.trt_compat import TensorRTError, TensorRTNotInstalled, load_api
+        from h4w_core.backends.trt_compat import TensorRTError, load_api
 
         try:
             api = load_api()
-        except TensorRTNotInstalled as exc:
+        except TensorRTError as exc:  # not installed, or older than TensorRT 8.5
             raise BackendUnavailableError(str(exc)) from exc
         path = Path(checkpoint).expanduser()
         try:
@@ -69,7 +69,7 @@ class TensorRTNetworkRunner(BaseRunner):
         max_batch = self.max_batch or 8
         onnx_path = resolve_onnx(path, cache_dir, opset, max_batch)
         if engine_cache_dir is None:
-            from h4w_core.assets import default_cache_dir
+            from h4w_core.model.assets import default_cache_dir
 
             engine_cache_dir = default_cache_dir() / "engines"
         settings = BuildSettings(precision=self.precision, max_batch=max_batch, opt_batch=min(opt_batch, max_batch),

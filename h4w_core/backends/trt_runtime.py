@@ -8,10 +8,8 @@ optimisation profile) and mismatches raise :class:`InputMismatchError`. Outputs 
 torch tensors once input shapes are set, and the engine is enqueued on
 ``torch.cuda.current_stream()``, so results are ordered with the caller's torch work.
 
-TensorRT >= 8.5 (and TensorRT-RTX) use the tensor-name API (``set_input_shape``,
-``set_tensor_address``, ``execute_async_v3``). Older 8.x engines fall back to bindings
-(``set_binding_shape`` + ``execute_async_v2``); that path is written to the documented API but not
-exercised in CI (see docs/TENSORRT.md).
+Execution uses the tensor-name API (``set_input_shape``, ``set_tensor_address``,
+``execute_async_v3``), which every supported TensorRT (>= 8.5) and TensorRT-RTX has.
 """
 from __future__ import annotations
 
@@ -71,7 +69,7 @@ class TensorRTRunner:
         self._outputs: List[IOTensor] = []
 
     # ------------------------------------------------------------------------------- lifecycle
-    def __enter__(self) -> "TensorRTRunner":
+    def __enter__(self) -> TensorRTRunner:
         self.activate()
         return self
 
@@ -169,10 +167,7 @@ class TensorRTRunner:
         self._ensure_active()
         feed = self._validate(feed)
         start = time.perf_counter()
-        if self._api.tensor_io_api:
-            outputs = self._infer_v3(feed)
-        else:
-            outputs = self._infer_bindings(feed)
+        outputs = self._infer_v3(feed)
         self.inference_time = time.perf_counter() - start
         return outputs
 
@@ -253,28 +248,4 @@ class TensorRTRunner:
             stream = torch.cuda.current_stream(self.device)
             if not ctx.execute_async_v3(stream.cuda_stream):
                 raise TensorRTError(f"{self.name}: execute_async_v3 failed (see TensorRT log)")
-        return outputs
-
-    def _infer_bindings(self, feed: Dict[str, Any]) -> Dict[str, Any]:
-        """TensorRT < 8.5 (bindings). Not exercised in CI; follows the 8.x Python API."""
-        import torch
-
-        ctx = self._context
-        n = len(self._inputs) + len(self._outputs)
-        bindings = [0] * n
-        with torch.cuda.device(self.device):
-            for t in self._inputs:
-                x = feed[t.name]
-                if not ctx.set_binding_shape(t.binding_index, tuple(x.shape)):
-                    raise InputMismatchError(f"TensorRT rejected shape {tuple(x.shape)} for {t.name!r}")
-                bindings[t.binding_index] = x.data_ptr()
-            outputs = {}
-            for t in self._outputs:
-                shape = tuple(int(d) for d in ctx.get_binding_shape(t.binding_index))
-                y = self._alloc_output(t, shape)
-                bindings[t.binding_index] = y.data_ptr()
-                outputs[t.name] = y
-            stream = torch.cuda.current_stream(self.device)
-            if not ctx.execute_async_v2(bindings, stream.cuda_stream):
-                raise TensorRTError(f"{self.name}: execute_async_v2 failed (see TensorRT log)")
         return outputs

@@ -16,7 +16,7 @@ backend defect. On the stand-in (random-weight) models it reaches millimetres fo
 Timed calls are interleaved (round r runs every backend once) so that load from other processes
 hits all backends alike. ``peak_mem_mb`` is approximate: what the runner added to the process
 (RSS on CPU, device memory on CUDA) when it was created, plus the highest extra memory seen while
-its calls ran. Per-stage timings of the eager pipeline are ``python -m h4w_core.bench``.
+its calls ran. Per-stage timings of the eager pipeline are ``python -m h4w_core.tools.stage_bench``.
 
 Backend specs: ``name[:precision[:option,option=value]]``, e.g. ``torch``, ``torch:fp16:cuda_graphs``,
 ``onnxruntime``, ``tensorrt:fp16``, ``torch_compiled:fp32:mode=inductor``.
@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from tqdm import tqdm
 
 from h4w_core.cli.common import setup_logging
-from h4w_core.config import POSE_FIELDS
+from h4w_core.model.constants import POSE_FIELDS
 
 PROG = "h4w-bench"
 LOG = logging.getLogger(PROG)
@@ -124,7 +124,7 @@ class MemoryProbe:
             self._peak = max(self._peak, self.now())
             time.sleep(self.interval_s)
 
-    def __enter__(self) -> "MemoryProbe":
+    def __enter__(self) -> MemoryProbe:
         self._peak = self.now()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -144,7 +144,7 @@ class MemoryProbe:
 
 # -------------------------------------------------------------------------------------- bench
 def person_boxes(batch: int, seed: int = 0) -> List[List[float]]:
-    """Jittered boxes around the sample photo's person (as h4w_core.bench) so crops differ."""
+    """Jittered boxes around the sample photo's person (as h4w_core.tools.stage_bench) so crops differ."""
     import numpy as np
 
     rng = np.random.default_rng(seed + batch)
@@ -201,8 +201,8 @@ def run_bench(
     import torch
 
     from h4w_core.backends import BackendError, make_runner
-    from h4w_core.estimator import WholeBodyEstimator
-    from h4w_core.results import Intrinsics
+    from h4w_core.inference.camera import Intrinsics
+    from h4w_core.inference.estimator import WholeBodyEstimator
 
     say = progress or (lambda msg: None)
     specs = list(specs)
@@ -242,7 +242,7 @@ def run_bench(
     for batch in batches:
         boxes = person_boxes(batch)
 
-        def frame(runner):
+        def frame(runner, boxes=boxes):
             estimator.network = runner
             out = estimator.predict(image, boxes, channel_order="bgr", intrinsics=intrinsics)
             _sync(dev)
@@ -352,8 +352,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     import cv2
     import torch
 
-    from h4w_core.assets import resolve_assets
-    from h4w_core.bench import SAMPLE_IMAGE
+    from h4w_core.model.assets import resolve_assets
+    from h4w_core.tools.stage_bench import SAMPLE_IMAGE
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print(f"{PROG}: error: --device cuda but torch sees no CUDA GPU", file=sys.stderr)

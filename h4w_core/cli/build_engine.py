@@ -1,8 +1,8 @@
 """h4w-build-engine: build (or fetch from the cache) a TensorRT engine for an ONNX file.
 
 Prints the engine path on stdout. Exit codes: 0 ok (built or cache hit), 2 bad arguments or missing
-file, 3 TensorRT not installed, 4 no GPU, 5 ONNX parse failure (unsupported op), 6 build failure
-(including a precision this flavour/model cannot honour).
+file, 3 TensorRT not installed (or older than 8.5), 4 no GPU, 5 ONNX parse failure (unsupported op),
+6 build failure (including a precision this flavour/model cannot honour).
 """
 from __future__ import annotations
 
@@ -53,13 +53,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     # Lazy: importing the CLI module never imports TensorRT.
     from h4w_core.backends.trt_build import BuildSettings, BuildSettingsError, EngineCache
-    from h4w_core.backends.trt_compat import (
-        NoGpuError,
-        OnnxParseError,
-        TensorRTError,
-        TensorRTNotInstalled,
-        load_api,
-    )
+    from h4w_core.backends.trt_compat import NoGpuError, OnnxParseError, TensorRTError, load_api
 
     try:
         settings = BuildSettings(
@@ -74,12 +68,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(EXIT_USAGE, exc)
     try:
         api = load_api()
+    except TensorRTError as exc:  # not installed, or older than TensorRT 8.5: no usable TensorRT
+        return _fail(EXIT_NO_TENSORRT, exc)
+    try:
         cache = EngineCache(args.cache_dir, api)
         path, hit = cache.get_or_build(args.onnx, settings, force=args.force)
     except FileNotFoundError as exc:
         return _fail(EXIT_USAGE, exc)
-    except TensorRTNotInstalled as exc:
-        return _fail(EXIT_NO_TENSORRT, exc)
     except NoGpuError as exc:
         return _fail(EXIT_NO_GPU, exc)
     except OnnxParseError as exc:

@@ -1,7 +1,7 @@
 """h4w-export: the Hand4Whole network to ONNX (crop in; SMPL-X parameters, boxes, joints out).
 
 Prints the ONNX path on stdout and a summary on stderr. The SMPL-X mesh is not in the graph
-(licence and design reasons: h4w_core/export.py, docs/BACKENDS.md); --smplx-dir only adds a vertex
+(licence and design reasons: h4w_core/backends/export.py, docs/BACKENDS.md); --smplx-dir only adds a vertex
 check to the verification. Exit codes: 0 ok, 2 bad arguments or missing file, 3 onnx (or torch)
 not installed, 4 export or onnx.checker failure, 5 an op TensorRT cannot parse, 6 verification
 error above --tolerance.
@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import List, Optional
 
 from h4w_core.cli.common import fail, setup_logging
-from h4w_core.config import SMPLX_PARAM_FIELDS
+from h4w_core.model.constants import SMPLX_PARAM_FIELDS
 
 PROG = "h4w-export"
 EXIT_OK, EXIT_USAGE, EXIT_MISSING_DEP, EXIT_EXPORT, EXIT_UNSUPPORTED_OP, EXIT_VERIFY = 0, 2, 3, 4, 5, 6
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from h4w_core.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+    from h4w_core.backends.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
     p = argparse.ArgumentParser(
         prog=PROG,
@@ -56,7 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
-        from h4w_core.export import (
+        from h4w_core.backends.export import (
             ExportError,
             ExportSettingsError,
             MissingDependencyError,
@@ -65,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
     except ImportError as exc:  # torch missing
         return _fail(EXIT_MISSING_DEP, exc)
-    from h4w_core.checkpoint import CheckpointError
+    from h4w_core.model.checkpoint import CheckpointError
 
     checkpoint = args.checkpoint or (Path(os.environ["H4W_CHECKPOINT"]) if os.environ.get("H4W_CHECKPOINT") else None)
     smplx_dir = args.smplx_dir
@@ -73,13 +73,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         if checkpoint is None:
             if smplx_dir is not None:
                 return _fail(EXIT_USAGE, "--checkpoint is required with --smplx-dir (no mixing with stand-ins)")
-            from h4w_core.assets import ensure_standin_assets
+            from h4w_core.model.assets import ensure_standin_assets
 
             print(f"{PROG}: note: no --checkpoint: exporting the STAND-IN (random-weight) network",
                   file=sys.stderr)
             checkpoint = ensure_standin_assets().checkpoint
         elif smplx_dir is not None:
-            from h4w_core.body_model import find_smplx_file
+            from h4w_core.model.body_model import find_smplx_file
 
             find_smplx_file(smplx_dir)
     except FileNotFoundError as exc:

@@ -9,15 +9,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from h4w_core.assets import resolve_assets
-from h4w_core.body_model import AssetNotFoundError
-from h4w_core.checkpoint import CheckpointError
 from h4w_core.cli.common import fail, setup_logging
-from h4w_core.estimator import WholeBodyEstimator, results_to_arrays
-from h4w_core.meshio import write_obj
-from h4w_core.preprocess import InvalidBoxError
-from h4w_core.render import draw_banner, draw_box, draw_mesh, person_colour
-from h4w_core.results import Intrinsics
+from h4w_core.inference.camera import Intrinsics
+from h4w_core.inference.estimator import WholeBodyEstimator, results_to_arrays
+from h4w_core.inference.preprocess import InvalidBoxError
+from h4w_core.io.meshio import write_obj
+from h4w_core.io.render import render_overlay
+from h4w_core.model.assets import resolve_assets
+from h4w_core.model.body_model import AssetNotFoundError
+from h4w_core.model.checkpoint import CheckpointError
 
 LOG = logging.getLogger("h4w-infer")
 
@@ -57,20 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay", type=Path, default=None, help="PNG with the projected meshes drawn over the image")
     p.add_argument("--no-standin", action="store_true", help="fail instead of using stand-in assets")
     return p
-
-
-def render_overlay(image_bgr: np.ndarray, results, faces: np.ndarray, intrinsics: Intrinsics, standin: bool) -> np.ndarray:
-    canvas = np.ascontiguousarray(image_bgr[:, :, ::-1])
-    for i, r in enumerate(results):
-        colour = person_colour(i)
-        canvas = draw_mesh(canvas, r.vertices, intrinsics.project(r.vertices), faces, colour)
-        x, y, w, h = r.bbox_xywh
-        draw_box(canvas, np.array([x, y, x + w, y + h]), colour, f"person {i}")
-        for name in ("lhand_bbox", "rhand_bbox", "face_bbox"):
-            draw_box(canvas, getattr(r, name), colour)
-    if standin:
-        draw_banner(canvas, "STAND-IN ASSETS - not real estimates")
-    return canvas[:, :, ::-1]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,11 +6,13 @@ Tolerances (docs/BACKENDS.md):
   a box corner at 300 px moves by 0.004 px between two correct fp32 kernels, and eager fp32 itself
   is 0.0035 px from a float64 run); vertices through the same BodyModel 2e-4 m (measured 0.99e-4;
   eager fp32 vs float64 is 0.68e-4 on this fixture's random stand-in mesh).
-* torch_compiled: the issue's accuracy bounds, 5 mm per vertex and 0.005 rad per pose parameter.
+* torch_compiled: the accuracy bounds, 5 mm per vertex and 0.005 rad per pose parameter.
 * The two other crops of a batch of 3 (dynamic batch): 1e-3 on the network outputs and the
-  issue's bounds on vertices. They are ill-conditioned (random stand-in weights and mesh): eager
+  accuracy bounds on vertices. They are ill-conditioned (random stand-in weights and mesh): eager
   fp32 itself moves by 5e-4 rad and 9e-4 m on them when the same crops are passed contiguous
-  instead of channels-last in memory (oneDNN picks other kernels).
+  instead of channels-last in memory (oneDNN picks other kernels), and by up to 1.1e-3 on an
+  AVX2-only CPU. That disagreement, the fp32 noise floor, is measured in the same run on the
+  same machine (``noise_floor``); a bound never goes below NOISE_MARGIN times it.
 
 Crops are made as the estimator makes them (np.stack of the crop patches: channels-last strides).
 """
@@ -33,8 +35,8 @@ from h4w_core.backends import (
     runner_class,
 )
 from h4w_core.backends.base import NetworkRunner
-from h4w_core.model import NetworkOutput
-from h4w_core.preprocess import crop_person, to_rgb
+from h4w_core.inference.preprocess import crop_person, to_rgb
+from h4w_core.model.network import NetworkOutput
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -45,8 +47,9 @@ BOX_SCALE = {"lhand_bbox": 384.0, "rhand_bbox": 384.0, "face_bbox": 384.0, "join
 ORT_TOL = 1e-4
 ORT_VERTEX_TOL = 2e-4
 BATCH_TOL = 1e-3
-ISSUE_VERTEX_TOL = 5e-3  # m
+ISSUE_VERTEX_TOL = 5e-3  # m, the accuracy bound of a faster backend
 ISSUE_POSE_TOL = 5e-3  # rad
+NOISE_MARGIN = 3.0  # a backend may differ from eager by this many fp32 noise floors
 EXTRA_BOXES = [(250.0, 120.0, 200.0, 300.0), (0.0, 0.0, 512.0, 512.0)]
 HAVE_CUDA = torch.cuda.is_available()
 gpu = pytest.mark.skipif(not HAVE_CUDA, reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
@@ -72,6 +75,13 @@ def eager(parity_assets):
 def eager_out(eager, crops):
     one, three = crops
     return eager(one), eager(three)
+
+
+@pytest.fixture(scope="module")
+def noise_floor(eager, eager_out, crops):
+    """Per output, how far eager fp32 disagrees with itself on the batch of 3 laid out contiguously
+    instead of channels-last (other oneDNN kernels): rounding amplified by the model, not a defect."""
+    return _errors(eager(crops[1].contiguous()), eager_out[1])
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +153,7 @@ def test_runner_validates_crops(eager, crops):
 
 # -------------------------------------------------------------------------------------- export
 def test_export_metadata_ops_and_checker(onnx_file, parity_assets):
-    from h4w_core.export import INPUT_NAME, OUTPUT_NAMES, TENSORRT_OPS, file_sha256, read_metadata
+    from h4w_core.backends.export import INPUT_NAME, OUTPUT_NAMES, TENSORRT_OPS, file_sha256, read_metadata
 
     model = onnx.load(str(onnx_file), load_external_data=False)
     onnx.checker.check_model(str(onnx_file))
@@ -181,7 +191,7 @@ def test_isinf_rewrite_is_exact(tmp_path):
     """IsInf -> Greater/Less against the largest finite value: same truth table, incl. NaN."""
     from onnx import TensorProto, helper
 
-    from h4w_core.export import rewrite_for_tensorrt
+    from h4w_core.backends.export import rewrite_for_tensorrt
 
     nodes = [helper.make_node("Cast", ["x"], ["xd"], to=TensorProto.DOUBLE)]
     outputs = []
@@ -214,7 +224,7 @@ def test_export_cli_errors(parity_assets, tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------- parity
 def test_torch_runner_is_the_eager_network(eager, eager_out, crops, parity_assets):
-    from h4w_core.export import load_network
+    from h4w_core.backends.export import load_network
 
     net = load_network(parity_assets["checkpoint"])
     with torch.no_grad():
@@ -248,7 +258,7 @@ def test_onnxruntime_from_checkpoint_uses_the_onnx_cache(parity_assets, onnx_fil
     """A checkpoint path exports once into <cache>/onnx; a second runner reuses the file."""
     import shutil
 
-    import h4w_core.export as export
+    import h4w_core.backends.export as export
 
     calls = []
 
@@ -264,18 +274,20 @@ def test_onnxruntime_from_checkpoint_uses_the_onnx_cache(parity_assets, onnx_fil
     assert first.metadata["checkpoint_sha256"].startswith(first.onnx_path.name.split("-")[1])
 
 
-def test_torch_compiled_within_issue_bounds(parity_assets, eager_out, crops, body_model):
+def test_torch_compiled_within_issue_bounds(parity_assets, eager_out, crops, body_model, noise_floor):
     runner = make_runner("torch_compiled", parity_assets["checkpoint"])
     for crops_in, ref in zip(crops, eager_out):
         got = runner(crops_in)
         pose_err = max(float((getattr(got, k) - getattr(ref, k)).abs().max()) for k in POSES)
         vertex_err = float((_vertices(body_model, got) - _vertices(body_model, ref)).abs().max())
         assert pose_err <= ISSUE_POSE_TOL and vertex_err <= ISSUE_VERTEX_TOL, (crops_in.shape[0], pose_err, vertex_err)
-        assert max(_errors(got, ref).values()) <= BATCH_TOL
+        errs = _errors(got, ref)
+        bad = {k: (v, noise_floor[k]) for k, v in errs.items() if v > max(BATCH_TOL, NOISE_MARGIN * noise_floor[k])}
+        assert not bad, f"(error, fp32 noise floor) above max({BATCH_TOL}, {NOISE_MARGIN} x floor): {bad}"
 
 
 def test_runner_plugs_into_the_estimator(parity_assets, parity_estimator, ort_runner):
-    from h4w_core.estimator import WholeBodyEstimator
+    from h4w_core.inference.estimator import WholeBodyEstimator
 
     image = cv2.imread(str(parity_assets["image"]), cv2.IMREAD_COLOR)
     est = WholeBodyEstimator(parity_assets["checkpoint"], parity_assets["smplx_dir"], network=ort_runner)
@@ -321,7 +333,7 @@ def test_bench_cli_records(parity_assets, onnx_file, tmp_path, monkeypatch):
     # ONNX file given directly to the onnxruntime spec would need a path option; use the cache instead
     cache = tmp_path / "cache"
     (cache / "onnx").mkdir(parents=True)
-    from h4w_core.export import DEFAULT_OPSET, file_sha256, h4w_version
+    from h4w_core.backends.export import DEFAULT_OPSET, file_sha256, h4w_version
 
     sha = file_sha256(parity_assets["checkpoint"])
     (cache / "onnx" / f"h4w-{sha[:16]}-op{DEFAULT_OPSET}-v{h4w_version()}.onnx").symlink_to(onnx_file)
@@ -337,7 +349,9 @@ def test_bench_cli_records(parity_assets, onnx_file, tmp_path, monkeypatch):
         assert r["fp32_noise_floor"] >= 0
         assert r["device"] == "cpu" and r["p50_ms"] > 0 and r["persons_per_s"] > 0 and r["peak_mem_mb"] >= 0
     assert all(r["parity_max_abs_err"] == 0 for r in records if r["backend"] == "torch")
-    assert all(r["parity_max_abs_err"] < ORT_VERTEX_TOL * 5 for r in records if r["backend"] == "onnxruntime")
+    for r in records:  # within the batch-1 vertex bound, or a few fp32 noise floors where the crops are ill-conditioned
+        if r["backend"] == "onnxruntime":
+            assert r["parity_max_abs_err"] <= max(ORT_VERTEX_TOL * 5, NOISE_MARGIN * r["fp32_noise_floor"]), r
 
 
 def test_bench_spec_parsing():
@@ -355,8 +369,8 @@ def test_fold_deconv_bn_keeps_outputs(parity_assets, crops, eager_out):
     mis-folding: same network outputs, BatchNorms after ConvTranspose2d gone."""
     from torch import nn
 
+    from h4w_core.backends.export import load_network
     from h4w_core.backends.torch_runner import fold_deconv_bn
-    from h4w_core.export import load_network
 
     net = load_network(parity_assets["checkpoint"])
     folded = fold_deconv_bn(net)

@@ -7,10 +7,9 @@ import pickle
 import pytest
 import torch
 
-from h4w_core.checkpoint import CheckpointError, load_network_weights, read_state_dict
-from h4w_core.model import Hand4WholeNet
-
 from conftest import SHARED
+from h4w_core.model.checkpoint import CheckpointError, load_network_weights, read_state_dict
+from h4w_core.model.network import Hand4WholeNet
 
 
 @pytest.fixture(scope="module")

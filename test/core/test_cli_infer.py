@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from h4w_core.cli.infer import main
+from h4w_core.data import SAMPLE_PHOTO
 
 REPO = Path(__file__).resolve().parents[2]
-PHOTO = REPO / "data" / "astronaut.jpg"
+PHOTO = SAMPLE_PHOTO
 KEYS_P3 = {"mesh_cam": (10475, 3), "vertices": (10475, 3), "joints": (137, 3)}
 KEYS_P = {"cam_trans": 3, "global_orient": 3, "body_pose": 63, "left_hand_pose": 45, "right_hand_pose": 45,
           "jaw_pose": 3, "betas": 10, "expression": 10, "lhand_bbox": 4, "rhand_bbox": 4, "face_bbox": 4}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from h4w_core.depth import (
+from h4w_core.inference.depth import (
     DepthConfig,
     InvalidDepthImageError,
     box_pixels,

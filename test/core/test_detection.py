@@ -9,7 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from h4w_core.detection import (
+from h4w_core.data import SAMPLE_PHOTO
+from h4w_core.people.detection import (
     DetectorModelNotFoundError,
     HogConfig,
     HogPersonDetector,
@@ -22,10 +23,10 @@ from h4w_core.detection import (
     letterbox,
     make_detector,
 )
-from h4w_core.sequence import PHOTO_PERSON_BOX, load_person_sprite, make_crowd_sequence
-from h4w_core.tracking import Tracker, TrackerConfig, box_iou
+from h4w_core.people.tracking import Tracker, TrackerConfig, box_iou
+from h4w_core.testing.sequence import PHOTO_PERSON_BOX, load_person_sprite, make_crowd_sequence
 
-PHOTO = Path(__file__).resolve().parents[2] / "data" / "astronaut.jpg"
+PHOTO = SAMPLE_PHOTO
 SIZE = 320  # synthetic model input, square
 # Extra candidates in input pixels: cx, cy, w, h, objectness, person, other class
 DUPLICATE_SHIFT = (4.0, 2.0)

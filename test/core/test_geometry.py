@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from h4w_core.geometry import camera_translation, restore_bbox, roi_align, rot6d_to_rotmat, rotmat_to_axis_angle
+from h4w_core.model.geometry import camera_translation, restore_bbox, roi_align, rot6d_to_rotmat, rotmat_to_axis_angle
 
 
 def roi_align_loop(img: np.ndarray, box, out_h: int, out_w: int) -> np.ndarray:

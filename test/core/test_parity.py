@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from h4w_core import config
-from h4w_core.preprocess import crop_person, to_rgb
+from h4w_core.inference.preprocess import crop_person, to_rgb
+from h4w_core.model import constants
 
 POSE_TOL = 1e-3  # rad
 METRE_TOL = 1e-3
@@ -58,8 +58,8 @@ def test_mesh_and_projection_match_reference(parity_run):
     mesh_cam = (body.vertices + out.cam_trans[:, None])[0].numpy()
     assert np.abs(mesh_cam - ref["smplx_mesh_cam"]).max() <= METRE_TOL
     joints = body.joints[0] + out.cam_trans[0]
-    x = joints[:, 0] / (joints[:, 2] + 1e-4) * config.FOCAL[0] + config.PRINCPT[0]
-    y = joints[:, 1] / (joints[:, 2] + 1e-4) * config.FOCAL[1] + config.PRINCPT[1]
+    x = joints[:, 0] / (joints[:, 2] + 1e-4) * constants.FOCAL[0] + constants.PRINCPT[0]
+    y = joints[:, 1] / (joints[:, 2] + 1e-4) * constants.FOCAL[1] + constants.PRINCPT[1]
     proj = torch.stack((x / 192 * 6, y / 256 * 8), 1).numpy()
     # 0.5 px of the 384-wide crop, in heatmap units (1 unit = 64 px)
     assert np.abs(proj - ref["smplx_joint_proj"]).max() <= BOX_TOL / 64

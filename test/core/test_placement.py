@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from h4w_core.preprocess import InvalidBoxError, InvalidImageError, process_bbox, to_rgb
-from h4w_core.results import Intrinsics
+from h4w_core.inference.camera import Intrinsics
+from h4w_core.inference.preprocess import InvalidBoxError, InvalidImageError, process_bbox, to_rgb
 
 
 def test_process_bbox_clips_widens_and_scales():
@@ -39,8 +39,9 @@ def test_channel_order_and_image_checks():
 def test_real_camera_vertices_project_onto_the_reference_pixels(parity_assets, parity_estimator, intrinsics):
     image = cv2.imread(str(parity_assets["image"]), cv2.IMREAD_COLOR)
     (p,) = parity_estimator.predict(image, [parity_assets["bbox"]], channel_order="bgr", intrinsics=intrinsics)
-    from h4w_core.estimator import project_to_image
     import torch
+
+    from h4w_core.inference.placement import project_to_image
 
     ref_uv = project_to_image(torch.from_numpy(p.mesh_cam)[None], torch.from_numpy(p.bbox_xywh)[None])[0].numpy()
     uv = np.stack([p.vertices[:, 0] / p.vertices[:, 2] * intrinsics.fx + intrinsics.cx,
@@ -59,6 +60,6 @@ def test_real_camera_vertices_project_onto_the_reference_pixels(parity_assets, p
 def test_skip_invalid_boxes_keeps_the_valid_ones(parity_assets, parity_estimator):
     image = cv2.imread(str(parity_assets["image"]), cv2.IMREAD_COLOR)
     results = parity_estimator.predict(image, [(0, 0, 0, 0), parity_assets["bbox"]], channel_order="bgr", skip_invalid=True)
-    assert len(results) == 1 and results[0].extras["box_index"] == 1
+    assert len(results) == 1 and results[0].track.input_box.tolist() == list(parity_assets["bbox"])
     with pytest.raises(InvalidBoxError):
         parity_estimator.predict(image, [(1e6, 1e6, 10, 10)], channel_order="bgr")

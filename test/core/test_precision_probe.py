@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from h4w_core.precision_probe import POSE_BOUND_RAD, VERTEX_BOUND_M, main, probe
+from h4w_core.tools.precision_probe import POSE_BOUND_RAD, VERTEX_BOUND_M, main, probe
 
 
 def test_bf16_breaks_the_issue_bounds_on_the_parity_fixture(parity_assets, parity_estimator):

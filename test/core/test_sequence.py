@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from h4w_core.sequence import load_person_sprite, make_crowd_sequence
-from h4w_core.tracking import box_iou
+from h4w_core.people.tracking import box_iou
+from h4w_core.testing.sequence import load_person_sprite, make_crowd_sequence
 
 
 @pytest.fixture(scope="module")

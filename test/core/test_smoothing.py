@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from h4w_core.smoothing import (
+from h4w_core.people.smoothing import (
     ROTATION_DEFAULT,
     OneEuroConfig,
     OneEuroRotation,
@@ -132,7 +132,7 @@ def test_pose_smoother_formats_and_per_joint_cutoffs():
     rng = np.random.default_rng(4)
     smoother = PoseSmoother(SmootherConfig())
     base = Rotation.from_rotvec(rng.normal(size=(3, 3)))
-    for i, t in enumerate(np.arange(0, 1.0, 1 / RATE)):
+    for t in np.arange(0, 1.0, 1 / RATE):
         # joint 0 swings fast (4 rad/s), joints 1-2 hold still
         spin = Rotation.from_rotvec([[4.0 * t, 0, 0], [0, 0, 0], [0, 0, 0]])
         trans, mats = smoother(t, np.array([0.0, 0.0, 3.0]), (base * spin).as_matrix())

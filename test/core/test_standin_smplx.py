@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from h4w_core.standin_smplx import (
+from h4w_core.testing.standin_smplx import (
     JOINT_INDEX as J,
+)
+from h4w_core.testing.standin_smplx import (
     KEYPOINT_VERTEX_IDS,
     build_standin_arrays,
     joint_positions,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from h4w_core.sequence import make_crowd_sequence
-from h4w_core.tracking import InvalidDetectionsError, Tracker, TrackerConfig, box_iou
+from h4w_core.people.tracking import InvalidDetectionsError, Tracker, TrackerConfig, box_iou
+from h4w_core.testing.sequence import make_crowd_sequence
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Builder tests run for real with whichever TensorRT imports (in CI: tensorrt-rtx-cu12 from
 requirements-trt.txt, which parses and builds on a CPU-only machine) and skip when none does.
 Execution tests need CUDA and skip without it. Compatibility branches that no installed TensorRT
-exercises (8.x flags, 7.x build_engine, old parser errors) are checked against small fakes.
+exercises (8.x network flags, 8.x parser errors, the 8.5 version floor) are checked against small fakes.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from h4w_core.backends.trt_compat import (
     NoGpuError,
     OnnxParseError,
     PrecisionNotSupported,
+    TensorRTError,
     TensorRTNotInstalled,
     TrtApi,
     cuda_available,
@@ -201,8 +202,6 @@ def _fake_trt(version, **extra):
         __name__="tensorrt", __version__=version,
         NetworkDefinitionCreationFlag=flags,
         BuilderFlag=types.SimpleNamespace(FP16=1, INT8=2, TF32=3),
-        IBuilderConfig=type("IBuilderConfig", (), {"create_timing_cache": None}),
-        ICudaEngine=type("ICudaEngine", (), {}),
         MemoryPoolType=types.SimpleNamespace(WORKSPACE="ws"),
         **extra,
     )
@@ -226,19 +225,33 @@ def test_compat_network_flags_across_versions():
     assert b.calls == [("create_network", 1), ("create_network", 0), ("create_network", 2)]
 
 
-def test_compat_workspace_and_build_fallbacks():
-    api7 = TrtApi(_fake_trt("7.2.3"))
-    old_config = types.SimpleNamespace()  # no set_memory_pool_limit: TensorRT < 8.4
-    api7.set_workspace(old_config, 64 << 20)
-    assert old_config.max_workspace_size == 64 << 20
-
-    engine = types.SimpleNamespace(serialize=lambda: b"engine-bytes")
-    builder7 = types.SimpleNamespace(build_engine=lambda net, cfg: engine)
-    assert api7.build_serialized(builder7, "net", "cfg") == b"engine-bytes"
+def test_compat_builder_returning_none_raises():
     failing = types.SimpleNamespace(build_serialized_network=lambda net, cfg: None)
     with pytest.raises(EngineBuildError, match="returned no engine"):
         TrtApi(_fake_trt("10.0.1")).build_serialized(failing, "net", "cfg")
-    assert not api7.tensor_io_api  # bindings path on engines without num_io_tensors
+
+
+def test_tensorrt_older_than_8_5_is_refused(monkeypatch, models, tmp_path, capsys):
+    """Pre-8.5 TensorRT cannot parse the opset-17 export: one-line error naming both versions."""
+    with pytest.raises(TensorRTError) as err:
+        TrtApi(_fake_trt("8.4.3.1"))
+    message = str(err.value)
+    assert "8.4.3.1" in message and ">= 8.5" in message and "\n" not in message
+    assert not isinstance(err.value, TensorRTNotInstalled)
+    assert TrtApi(_fake_trt("8.5.2")).version_tuple == (8, 5, 2)
+    rtx = _fake_trt("1.7.1.116")
+    rtx.__name__ = "tensorrt_rtx"  # RTX numbers its releases 1.x: no floor applies
+    assert TrtApi(rtx).is_rtx
+
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_trt("8.2.5"))
+    monkeypatch.setattr(trt_compat, "_API_CACHE", {})
+    monkeypatch.setenv(trt_compat.MODULE_ENV, "tensorrt")
+    with pytest.raises(TensorRTError, match="8.2.5"):
+        trt_compat.load_api()
+    assert not trt_compat.tensorrt_available()
+    assert cli.main(["--onnx", models.tiny, "--cache-dir", str(tmp_path)]) == cli.EXIT_NO_TENSORRT
+    err_line = capsys.readouterr().err.strip()
+    assert "TensorRT 8.2.5 is installed" in err_line and "\n" not in err_line
 
 
 def test_compat_old_parser_errors_resolve_node_names(models):
@@ -259,19 +272,21 @@ def test_compat_old_parser_errors_resolve_node_names(models):
     assert "my_custom_node" in message and "UNSUPPORTED_NODE" in message and "\n" not in message
 
 
-def test_compat_bindings_io_for_old_engines():
-    """TensorRT < 8.5 engines: I/O discovered through bindings and get_profile_shape."""
+def test_compat_tensor_name_io():
+    """Engine I/O through the tensor-name API (num_io_tensors, get_tensor_profile_shape)."""
     fp32 = types.SimpleNamespace(name="FLOAT")
+    modes = types.SimpleNamespace(INPUT="in", OUTPUT="out")
+    names = ["image", "out"]
     engine = types.SimpleNamespace(
-        num_bindings=2,
-        get_binding_name=lambda i: ["image", "out"][i],
-        binding_is_input=lambda i: i == 0,
-        get_binding_shape=lambda i: [(-1, 3, 8, 8), (-1, 5)][i],
-        get_binding_dtype=lambda i: fp32,
-        get_profile_shape=lambda p, name: [(1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8)],
+        num_io_tensors=2,
+        get_tensor_name=lambda i: names[i],
+        get_tensor_mode=lambda name: modes.INPUT if name == "image" else modes.OUTPUT,
+        get_tensor_shape=lambda name: {"image": (-1, 3, 8, 8), "out": (-1, 5)}[name],
+        get_tensor_dtype=lambda name: fp32,
+        get_tensor_profile_shape=lambda name, p: [(1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8)],
     )
-    ios = TrtApi(_fake_trt("8.2.5")).io_tensors(engine)
-    assert [(t.name, t.is_input, t.binding_index) for t in ios] == [("image", True, 0), ("out", False, 1)]
+    ios = TrtApi(_fake_trt("8.6.1", TensorIOMode=modes)).io_tensors(engine)
+    assert [(t.name, t.is_input, t.shape) for t in ios] == [("image", True, (-1, 3, 8, 8)), ("out", False, (-1, 5))]
     assert ios[0].profile == ((1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8)) and ios[1].profile is None
 
 
@@ -480,6 +495,7 @@ def _ort_run(onnx_path, feed):
 @gpu
 def test_runner_matches_onnxruntime(models, tmp_path):
     import torch
+
     from h4w_core.backends.trt_runtime import TensorRTRunner
 
     path, _ = EngineCache(tmp_path).get_or_build(models.tiny, SMALL)
@@ -499,6 +515,7 @@ def test_runner_matches_onnxruntime(models, tmp_path):
 @gpu
 def test_runner_fp16_engine(models, tmp_path):
     import torch
+
     from h4w_core.backends.trt_runtime import TensorRTRunner
 
     path, _ = EngineCache(tmp_path).get_or_build(
@@ -513,6 +530,7 @@ def test_runner_fp16_engine(models, tmp_path):
 @gpu
 def test_runner_input_validation(models, tmp_path):
     import torch
+
     from h4w_core.backends.trt_compat import InputMismatchError
     from h4w_core.backends.trt_runtime import TensorRTRunner
 

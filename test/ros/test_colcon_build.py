@@ -49,8 +49,8 @@ def test_install_space_has_executable_launch_config_and_messages(workspace):
     assert (prefix / "share" / "h4w_ros" / "launch" / "h4w.launch.py").is_file()
     assert (prefix / "share" / "h4w_ros" / "config" / "h4w.yaml").is_file()
     assert (prefix / "share" / "h4w_ros" / "config" / "h4w.rviz").is_file()
-    code = ("import h4w_ros.msg, h4w_ros.node, h4w_core.estimator; "
-            "print(h4w_ros.msg.__file__); print(h4w_ros.node.__file__); print(h4w_core.estimator.__file__)")
+    code = ("import h4w_ros.msg, h4w_ros.node, h4w_core.inference.estimator; "
+            "print(h4w_ros.msg.__file__); print(h4w_ros.node.__file__); print(h4w_core.inference.estimator.__file__)")
     proc = in_workspace(workspace, f"{sys.executable} -c '{code}'", timeout=60)
     assert proc.returncode == 0, proc.stderr
     for line in proc.stdout.split():

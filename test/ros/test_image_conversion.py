@@ -16,8 +16,7 @@ pytest.importorskip("rclpy", reason="rclpy is not importable: run scripts/setup_
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from h4w_ros.image_conversion import (ImageConversionError, SUPPORTED_ENCODINGS,  # noqa: E402
-                                      image_to_numpy, image_to_rgb, numpy_to_image)
+from h4w_ros.image_conversion import SUPPORTED_ENCODINGS, ImageConversionError, image_to_numpy, image_to_rgb, numpy_to_image  # noqa: E402
 
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from h4w_ros import sync  # noqa: E402
-from h4w_ros.sync import (LocalApproximateTimeSynchronizer, LocalSimpleFilter,  # noqa: E402
-                          stamp_nanoseconds)
+from h4w_ros.sync import LocalApproximateTimeSynchronizer, LocalSimpleFilter, stamp_nanoseconds  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

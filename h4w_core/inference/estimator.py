@@ -1,0 +1,182 @@
+"""Image + person boxes -> whole-body SMPL-X results, in two steps with a seam between them.
+
+``estimate`` runs the network on a batch of crops and returns per-person SMPL-X parameters
+(``PersonEstimate``); ``pose`` runs the body model on parameters and places the posed body in the
+real camera (``PersonResult``). Temporal smoothing sits in the seam (h4w_core.people), so the mesh,
+joints and joint orientations of a result are always posed from the parameters it carries.
+``predict`` is both steps at once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from h4w_core.inference.camera import Intrinsics
+from h4w_core.inference.placement import crop_box_to_image, lift_to_camera, project_to_image
+from h4w_core.inference.preprocess import Crop, InvalidBoxError, crop_person, to_rgb
+from h4w_core.inference.results import PersonResult, SmplxParams, TrackInfo, frozen_array
+from h4w_core.model import constants
+from h4w_core.model.body_model import BodyModel, BodyModelOutput
+from h4w_core.model.checkpoint import load_network_weights
+from h4w_core.model.network import Hand4WholeNet, NetworkOutput
+
+LOG = logging.getLogger(__name__)
+
+NetworkRunner = Callable[[torch.Tensor], NetworkOutput]
+PART_BOXES = ("lhand_bbox", "rhand_bbox", "face_bbox")
+PARAM_FIELDS = tuple(f.name for f in fields(SmplxParams))  # SMPLX_PARAM_FIELDS + cam_trans
+
+
+@dataclass(frozen=True)
+class PersonEstimate:
+    """One person's network outputs before posing."""
+
+    params: SmplxParams
+    track: TrackInfo
+    bbox_xywh: np.ndarray  # (4,) placement box: processed person box, original pixels
+    lhand_bbox: np.ndarray  # (4,) x1 y1 x2 y2, original pixels
+    rhand_bbox: np.ndarray
+    face_bbox: np.ndarray
+
+    def __post_init__(self):
+        for name in ("bbox_xywh", *PART_BOXES):
+            object.__setattr__(self, name, frozen_array(getattr(self, name)))
+
+
+class WholeBodyEstimator:
+    """Hand4Whole + SMPL-X for every person of an image, in one batch."""
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        smplx_dir: str | os.PathLike,
+        device: str = "cpu",
+        network: NetworkRunner | None = None,
+    ):
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' requested but torch sees no CUDA GPU; use device 'cpu'")
+        self.body_model = BodyModel(smplx_dir).to(self.device).eval()
+        if network is None:
+            net = Hand4WholeNet()
+            load_network_weights(net, checkpoint)
+            network = net.to(self.device).eval()
+        self.network = network
+        self.faces = self.body_model.faces.cpu().numpy()
+        self.skeleton_parents = self.body_model.layer.parents.cpu().numpy()
+
+    def crops(self, image: np.ndarray, boxes_xywh: Sequence, channel_order: str = "rgb", skip_invalid: bool = False) -> tuple[list[Crop], list[int]]:
+        """Reference crops for each box and the indices of the boxes kept; invalid boxes raise, or
+        are skipped (the caller reports them: it knows how often to say so)."""
+        rgb = to_rgb(image, channel_order)
+        crops, kept = [], []
+        for i, box in enumerate(np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)):
+            try:
+                crops.append(crop_person(rgb, box))
+                kept.append(i)
+            except InvalidBoxError:
+                if not skip_invalid:
+                    raise
+        return crops, kept
+
+    @torch.no_grad()
+    def forward(self, patches: torch.Tensor) -> tuple[NetworkOutput, BodyModelOutput]:
+        """Batched network + SMPL-X on crops (N, 3, 512, 384)."""
+        out = self.network(patches.to(self.device))
+        body = self.body_model(*(getattr(out, name).float() for name in constants.SMPLX_PARAM_FIELDS))
+        return out, body
+
+    @torch.no_grad()
+    def estimate(self, crops: Sequence[Crop], tracks: Sequence[TrackInfo]) -> list[PersonEstimate]:
+        """The network on all crops in one batch -> one PersonEstimate per crop."""
+        if not crops:
+            return []
+        patches = torch.from_numpy(np.stack([c.patch for c in crops])).to(self.device)
+        return self.split(self.network(patches), crops, tracks)
+
+    def split(self, out: NetworkOutput, crops: Sequence[Crop], tracks: Sequence[TrackInfo]) -> list[PersonEstimate]:
+        """Batched network outputs -> per-person estimates (part boxes mapped to original pixels)."""
+        bbox = torch.from_numpy(np.stack([c.bbox_xywh for c in crops])).to(self.device)
+        arrays = {name: _numpy(getattr(out, name)) for name in PARAM_FIELDS}
+        parts = {name: _numpy(crop_box_to_image(getattr(out, name).float(), bbox)) for name in PART_BOXES}
+        return [
+            PersonEstimate(params=SmplxParams(**{k: v[i] for k, v in arrays.items()}), track=track,
+                           bbox_xywh=crop.bbox_xywh, **{k: v[i] for k, v in parts.items()})
+            for i, (crop, track) in enumerate(zip(crops, tracks))
+        ]
+
+    @torch.no_grad()
+    def pose_body(self, people: Sequence[PersonEstimate]) -> BodyModelOutput:
+        """SMPL-X posed from each person's parameters, one batched call."""
+        args = [torch.from_numpy(np.stack([getattr(p.params, name) for p in people])).to(self.device)
+                for name in constants.SMPLX_PARAM_FIELDS]
+        return self.body_model(*args)
+
+    @torch.no_grad()
+    def place(self, people: Sequence[PersonEstimate], body: BodyModelOutput, intrinsics: Intrinsics) -> list[PersonResult]:
+        """Posed bodies -> real-camera geometry: virtual-camera mesh, placement, projected joints."""
+        bbox = torch.from_numpy(np.stack([p.bbox_xywh for p in people])).to(self.device)
+        cam_trans = torch.from_numpy(np.stack([p.params.cam_trans for p in people])).to(self.device)
+        shift = cam_trans[:, None, :]
+        mesh_cam = body.vertices + shift
+        joints_cam = body.joints + shift
+        arrays = {
+            "mesh_cam": mesh_cam,
+            "vertices": lift_to_camera(mesh_cam, cam_trans, bbox, intrinsics),
+            "joints": lift_to_camera(joints_cam, cam_trans, bbox, intrinsics),
+            "skeleton_joints": lift_to_camera(body.skeleton_joints + shift, cam_trans, bbox, intrinsics),
+            "skeleton_rotations": body.skeleton_rotations,
+            "joints_img": project_to_image(joints_cam, bbox),
+        }
+        arrays = {k: _numpy(v) for k, v in arrays.items()}
+        return [
+            PersonResult(params=p.params, track=p.track, bbox_xywh=p.bbox_xywh,
+                         **{name: getattr(p, name) for name in PART_BOXES}, **{k: v[i] for k, v in arrays.items()})
+            for i, p in enumerate(people)
+        ]
+
+    def pose(self, people: Sequence[PersonEstimate], intrinsics: Intrinsics) -> list[PersonResult]:
+        """Body model and placement for every person (empty in, empty out)."""
+        if not people:
+            return []
+        return self.place(people, self.pose_body(people), intrinsics)
+
+    def predict(
+        self,
+        image: np.ndarray,
+        boxes_xywh: Sequence,
+        channel_order: str = "rgb",
+        intrinsics: Intrinsics | None = None,
+        scores: Sequence[float] | None = None,
+        skip_invalid: bool = False,
+    ) -> list[PersonResult]:
+        """uint8 HxWx3 image in `channel_order`, boxes (P, 4) x y w h pixels -> one result per kept box."""
+        boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
+        crops, kept = self.crops(image, boxes, channel_order, skip_invalid)
+        height, width = image.shape[:2]
+        intrinsics = intrinsics or Intrinsics.default_for(width, height)
+        tracks = [TrackInfo(input_box=boxes[i], score=1.0 if scores is None else float(scores[i])) for i in kept]
+        return self.pose(self.estimate(crops, tracks), intrinsics)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+RESULT_KEYS = (
+    "mesh_cam", "vertices", "joints", "cam_trans", "global_orient", "body_pose", "left_hand_pose",
+    "right_hand_pose", "jaw_pose", "betas", "expression", "lhand_bbox", "rhand_bbox", "face_bbox",
+    "skeleton_joints", "joints_img", "bbox_xywh",
+)
+
+
+def results_to_arrays(results: list[PersonResult]) -> dict[str, np.ndarray]:
+    """Stack per-person results into arrays with a leading person axis (the h4w-infer npz layout)."""
+    if not results:
+        return {}
+    return {k: np.stack([getattr(r, k) for r in results]).astype(np.float32) for k in RESULT_KEYS}

@@ -1,0 +1,106 @@
+"""Typed, immutable per-person results: what crosses module boundaries after the network.
+
+A result is built once per person and frame; steps that change it (tracking, smoothing, depth
+placement) return a new value with ``dataclasses.replace`` and never modify their input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+from h4w_core.model.constants import SMPLX_PARAM_FIELDS
+
+
+def frozen_array(array) -> np.ndarray:
+    out = np.array(array, dtype=np.float32, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
+class SmplxParams:
+    """One person's SMPL-X parameters and its translation in the crop's virtual camera.
+
+    Pose parameters are axis-angle (radians) under smplx's argument names; hand poses are
+    relative to the model's hand mean (flat_hand_mean=False), as the reference returns them.
+    """
+
+    global_orient: np.ndarray  # (3,)
+    body_pose: np.ndarray  # (63,)
+    left_hand_pose: np.ndarray  # (45,)
+    right_hand_pose: np.ndarray  # (45,)
+    jaw_pose: np.ndarray  # (3,)
+    betas: np.ndarray  # (10,)
+    expression: np.ndarray  # (10,)
+    cam_trans: np.ndarray  # (3,) metres, crop's virtual camera
+
+    def __post_init__(self):
+        for f in fields(self):
+            object.__setattr__(self, f.name, frozen_array(getattr(self, f.name)))
+
+    def body_model_args(self) -> tuple[np.ndarray, ...]:
+        """The arrays in BodyModel's argument order (SMPLX_PARAM_FIELDS)."""
+        return tuple(getattr(self, name) for name in SMPLX_PARAM_FIELDS)
+
+    def is_finite(self) -> bool:
+        return all(bool(np.all(np.isfinite(getattr(self, f.name)))) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class TrackInfo:
+    """Where a person came from and who it is: the box given to the network and its identity."""
+
+    input_box: np.ndarray  # (4,) x y w h, original pixels, as detected or given
+    score: float = 1.0  # detector score of the box (1.0 when the box was given)
+    track_id: int = -1  # -1 when untracked
+    depth_scale: float | None = None  # factor applied to the placement by a depth image, None when not measured
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_box", np.array(self.input_box, dtype=np.float64).reshape(4))
+        self.input_box.flags.writeable = False
+
+
+@dataclass(frozen=True)
+class PersonResult:
+    """Whole-body estimate for one person; geometry is metres in the camera optical frame
+    (x right, y down, z forward), posed from ``params`` and placed with ``bbox_xywh``."""
+
+    params: SmplxParams
+    track: TrackInfo
+    bbox_xywh: np.ndarray  # (4,) placement box: processed person box (aspect 0.75, x1.25), original pixels
+    mesh_cam: np.ndarray  # (10475, 3) vertices in the crop's virtual camera (reference smplx_mesh_cam)
+    vertices: np.ndarray  # (10475, 3) vertices in the real camera frame
+    joints: np.ndarray  # (137, 3) named joints (joint_tables.JOINT_NAMES) in the real camera frame
+    skeleton_joints: np.ndarray  # (55, 3) SMPL-X skeleton joints in the real camera frame
+    skeleton_rotations: np.ndarray  # (55, 3, 3) global joint orientations in the camera frame
+    joints_img: np.ndarray  # (137, 2) projected named joints, original image pixels
+    lhand_bbox: np.ndarray  # (4,) x1 y1 x2 y2, original pixels
+    rhand_bbox: np.ndarray  # (4,)
+    face_bbox: np.ndarray  # (4,)
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name not in ("params", "track"):
+                object.__setattr__(self, f.name, frozen_array(getattr(self, f.name)))
+
+    # the parameters and the identity, read as attributes of the person
+    global_orient = property(lambda self: self.params.global_orient)
+    body_pose = property(lambda self: self.params.body_pose)
+    left_hand_pose = property(lambda self: self.params.left_hand_pose)
+    right_hand_pose = property(lambda self: self.params.right_hand_pose)
+    jaw_pose = property(lambda self: self.params.jaw_pose)
+    betas = property(lambda self: self.params.betas)
+    expression = property(lambda self: self.params.expression)
+    cam_trans = property(lambda self: self.params.cam_trans)
+    score = property(lambda self: self.track.score)
+    track_id = property(lambda self: self.track.track_id)
+
+    def with_track(self, **changes) -> PersonResult:
+        """A copy with the tracking information changed (track_id=..., depth_scale=...)."""
+        return replace(self, track=replace(self.track, **changes))
+
+    def is_finite(self) -> bool:
+        """True when every number of the result is finite (a broken input can make them NaN)."""
+        arrays = [getattr(self, f.name) for f in fields(self) if f.name not in ("params", "track")]
+        return self.params.is_finite() and all(bool(np.all(np.isfinite(a))) for a in arrays)

@@ -1,0 +1,1 @@
+"""Files and pictures: OBJ meshes and OpenCV overlays of results."""

@@ -1,0 +1,1 @@
+"""Who is in the frame: person detectors, trackers, temporal smoothing and the pipeline joining them."""

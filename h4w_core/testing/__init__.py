@@ -1,0 +1,1 @@
+"""Stand-in assets and synthetic sequences for tests and the demo (no licence-restricted data)."""

@@ -1,0 +1,1 @@
+"""Benchmarks and probes: tools built on the library, never imported by it."""

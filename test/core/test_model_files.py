@@ -1,0 +1,107 @@
+"""Model files can never run code: SMPL-X files are read without pickles, checkpoints weights-only.
+
+Each malicious file would create a marker file when unpickled; every test asserts it is refused
+with a one-line message and that the marker was never created.
+"""
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from h4w_core.cli.infer import main as infer_main
+from h4w_core.data import SAMPLE_PHOTO
+from h4w_core.model.body_model import SMPLX_ARRAYS, BodyModel, UnsafeModelFileError, load_smplx_arrays
+
+
+class _Payload:
+    """Unpickling this opens (creates) the marker file: stands for any code a pickle can run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _pickle_named_npz(folder, marker):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "SMPLX_NEUTRAL.npz"
+    path.write_bytes(pickle.dumps({"v_template": _Payload(marker)}))
+    return path
+
+
+def _npz_with_object_array(folder, marker, standin_assets):
+    folder.mkdir(parents=True, exist_ok=True)
+    with np.load(standin_assets.smplx_dir / "SMPLX_NEUTRAL.npz") as good:
+        arrays = {k: good[k] for k in good.files}
+    arrays["f"] = np.array([_Payload(marker)], dtype=object)
+    path = folder / "SMPLX_NEUTRAL.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def _pkl_model(folder, marker):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "SMPLX_NEUTRAL.pkl"
+    path.write_bytes(pickle.dumps(_Payload(marker)))
+    return path
+
+
+VARIANTS = {
+    "pickle_named_npz": lambda folder, marker, assets: _pickle_named_npz(folder, marker),
+    "npz_with_object_array": _npz_with_object_array,
+    "pkl_model": lambda folder, marker, assets: _pkl_model(folder, marker),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_malicious_smplx_file_is_refused_and_runs_nothing(variant, tmp_path, standin_assets):
+    marker = tmp_path / "code_ran"
+    folder = tmp_path / "smplx"
+    VARIANTS[variant](folder, marker, standin_assets)
+    with pytest.raises(UnsafeModelFileError) as err:
+        BodyModel(folder)
+    assert "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_h4w_infer_refuses_malicious_smplx_in_one_line(variant, tmp_path, standin_assets, capsys):
+    marker = tmp_path / "code_ran"
+    folder = tmp_path / "smplx"
+    VARIANTS[variant](folder, marker, standin_assets)
+    out = tmp_path / "out.npz"
+    code = infer_main(["--image", str(SAMPLE_PHOTO), "--bbox", "20,10,360,490", "--checkpoint", str(standin_assets.checkpoint),
+                       "--smplx-dir", str(folder), "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and not out.exists() and not marker.exists()
+    assert len([line for line in err if line.startswith("h4w-infer: error")]) == 1, err
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_plain_npz_loads_and_unread_members_stay_unread(tmp_path, standin_assets):
+    """An extra member smplx never reads is never unpickled, even if it holds an object."""
+    marker = tmp_path / "code_ran"
+    with np.load(standin_assets.smplx_dir / "SMPLX_NEUTRAL.npz") as good:
+        arrays = {k: good[k] for k in good.files}
+    arrays["joint2num"] = np.array([_Payload(marker)], dtype=object)
+    folder = tmp_path / "smplx"
+    folder.mkdir()
+    np.savez(folder / "SMPLX_NEUTRAL.npz", **arrays)
+    loaded = load_smplx_arrays(folder / "SMPLX_NEUTRAL.npz")
+    assert set(loaded) == set(SMPLX_ARRAYS)
+    assert BodyModel(folder).layer.get_num_verts() == 10475
+    assert not marker.exists()
+
+
+def test_npz_missing_arrays_is_a_clear_error(tmp_path, standin_assets):
+    folder = tmp_path / "smplx"
+    folder.mkdir()
+    shutil.copy(standin_assets.smplx_dir / "SMPLX_NEUTRAL.npz", folder / "full.npz")
+    with np.load(folder / "full.npz") as good:
+        np.savez(folder / "SMPLX_NEUTRAL.npz", **{k: good[k] for k in good.files if k != "posedirs"})
+    with pytest.raises(ValueError, match="posedirs"):
+        BodyModel(folder)
