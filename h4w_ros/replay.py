@@ -26,6 +26,7 @@ from std_msgs.msg import Header, UInt32MultiArray
 from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
+from h4w_core.cli.common import fail, read_image
 from h4w_core.inference.camera import Intrinsics
 from h4w_core.io.render import draw_banner, draw_mesh, person_colour
 from h4w_ros.image_conversion import numpy_to_image
@@ -36,6 +37,8 @@ try:  # the real message when installed, else the project's stand-in of the same
     from tf2_msgs.msg import TFMessage
 except ImportError:  # pragma: no cover - depends on the install
     TFMessage = None
+
+PROG = "h4w-replay"
 
 
 def camera_info_for(width: int, height: int, header: Header) -> CameraInfo:
@@ -180,17 +183,13 @@ def play(frames: list[np.ndarray], out_dir: Path, image_topic: str, info_topic: 
 
 
 def load_frames(paths: list[Path]) -> list[np.ndarray]:
-    frames = []
-    for p in paths:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"cannot read image {p}")
-        frames.append(np.ascontiguousarray(img[:, :, ::-1]))
-    return frames
+    """RGB frames; ImageReadError (a ValueError, one line naming the file) for a missing,
+    unreadable or oversized image."""
+    return [np.ascontiguousarray(read_image(p)[:, :, ::-1]) for p in paths]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="h4w-replay", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("images", nargs="*", type=Path, help="image files in order (default: a built-in crowd sequence)")
     p.add_argument("--out", type=Path, default=Path("out/replay"))
@@ -200,14 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--period", type=float, default=0.2, help="seconds between frames")
     p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the node's first output")
     args = p.parse_args(argv)
+    if args.images:  # read (or refuse) every image before any ROS context or node exists
+        try:
+            frames = load_frames(args.images)
+        except ValueError as exc:
+            return fail(PROG, 1, exc)
+    else:
+        from h4w_core.testing.sequence import make_crowd_sequence
+
+        frames = make_crowd_sequence(num_frames=args.frames).frames
     rclpy.init()
     try:
-        if args.images:
-            frames = load_frames(args.images)
-        else:
-            from h4w_core.testing.sequence import make_crowd_sequence
-
-            frames = make_crowd_sequence(num_frames=args.frames).frames
         summary = play(frames, args.out, args.image_topic, args.camera_info_topic, args.period, args.wait)
     finally:
         rclpy.try_shutdown()
