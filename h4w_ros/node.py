@@ -1,72 +1,74 @@
 """h4w_node: camera image + camera_info in, whole-body SMPL-X meshes, TF and RViz markers out.
 
-Topics (relative inputs, remap them):
+A lifecycle node (``ros2 lifecycle``); with ``autostart`` (the default) it configures and
+activates itself, so ``ros2 launch`` alone gives output.
+
+  configure   parameters checked, asset paths resolved, people pipeline and publishers made
+  activate    network and backend loaded and warmed up, subscriptions made, worker started
+  deactivate  subscriptions dropped, worker stopped, network released (GPU memory freed)
+  cleanup     publishers and pipeline dropped
+
+Topics (relative: they resolve in the node's namespace; remap the inputs):
   sub  image (sensor_msgs/Image), camera_info (sensor_msgs/CameraInfo), paired by stamp
-  sub  detections (h4w_ros/PersonBoxArray) when box_source is 'detections'
-  pub  /human/wholebody (h4w_ros/WholeBodyMeshArray), header copied from the image
-  pub  /human/wholebody/faces (std_msgs/UInt32MultiArray, transient local, once): mesh triangles
-  pub  /human/wholebody/markers (visualization_msgs/MarkerArray)
-  pub  /human/wholebody/overlay (sensor_msgs/Image) when publish_overlay
+  sub  detections (h4w_ros/PersonBoxArray or vision_msgs/Detection2DArray) with box_source 'detections'
+  sub  depth (sensor_msgs/Image, registered) with use_depth
+  pub  human/wholebody (h4w_ros/WholeBodyMeshArray), header copied from the image
+  pub  human/wholebody/faces (std_msgs/UInt32MultiArray, transient local, once): mesh triangles
+  pub  human/wholebody/markers (visualization_msgs/MarkerArray), human/wholebody/overlay (debug image)
   pub  /tf, /diagnostics
 Inference runs on a worker thread that always takes the newest frame: a frame that arrives
-while another waits replaces it (counted as dropped), so no backlog builds up.
+while another waits replaces it (counted), so no backlog builds up.
 """
 from __future__ import annotations
 
 import gc
 import logging
+import os
+import re
+import signal
 import sys
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, MultiArrayDimension, UInt32MultiArray
 from visualization_msgs.msg import MarkerArray
 
 from h4w_core.inference.camera import Intrinsics, InvalidIntrinsicsError
 from h4w_core.inference.results import PersonResult
+from h4w_core.io.render import render_overlay
 from h4w_core.people.pipeline import PeoplePipeline
 from h4w_ros import messages
 from h4w_ros.detections import detection_boxes, detections_type
+from h4w_ros.diagnostics import LOSSES, CauseLog, FrameCounters, rate_hz
 from h4w_ros.frames import person_key
 from h4w_ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
 from h4w_ros.msg import WholeBodyMeshArray
-from h4w_ros.params import NodeConfig, declare_and_read, people_config
+from h4w_ros.params import PEOPLE_PARAMETERS, NodeConfig, ParameterError, check_update, declare_and_read, people_config
 from h4w_ros.qos import image_qos
-from h4w_ros.sync import ApproximateTimeSynchronizer, Subscriber
+from h4w_ros.stamps import JUMP_AHEAD, JUMP_BACK, ZERO, StampGuard, sane_latency_ms
+from h4w_ros.sync import ApproximateTimeSynchronizer, SimpleFilter, Subscriber, queued, reset_synchronizer, stamp_nanoseconds
 from h4w_ros.tf_compat import make_transform_broadcaster
 
-OUTPUT_TOPIC = "/human/wholebody"
-FACES_TOPIC = "/human/wholebody/faces"
-MARKERS_TOPIC = "/human/wholebody/markers"
-OVERLAY_TOPIC = "/human/wholebody/overlay"
+OUTPUT_TOPIC = "human/wholebody"
+FACES_TOPIC = "human/wholebody/faces"
+MARKERS_TOPIC = "human/wholebody/markers"
+OVERLAY_TOPIC = "human/wholebody/overlay"
 NETWORK_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
-
-
-@dataclass
-class Stats:
-    """Counters behind /diagnostics (guarded by the node's lock)."""
-
-    images_seen: deque = field(default_factory=lambda: deque(maxlen=200))
-    published: deque = field(default_factory=lambda: deque(maxlen=200))
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100))
-    processing_ms: deque = field(default_factory=lambda: deque(maxlen=100))
-    dropped: int = 0
-    bad_input: int = 0
-    last_pair_time: float = 0.0
-    last_image_time: float = 0.0
+NO_IMAGES_HINT_S = 5.0  # publishers present this long but no image: say what to change
+WORKER_JOIN_S = 2.0  # a frame still in the network after this at shutdown is abandoned
 
 
 def camera_intrinsics(info: CameraInfo) -> Intrinsics | None:
-    """K of a CameraInfo, or None when it is unset (all zeros) or not finite."""
+    """K of a CameraInfo, or None when it is unset (all zeros), not finite or absurd."""
     k = np.asarray(info.k, dtype=np.float64)
     if k.shape != (9,):
         return None
@@ -76,98 +78,166 @@ def camera_intrinsics(info: CameraInfo) -> Intrinsics | None:
         return None
 
 
-def rate_hz(stamps: deque, window_s: float = 5.0) -> float:
-    now = time.monotonic()
-    recent = [t for t in stamps if now - t <= window_s]
-    return len(recent) / window_s
-
-
-class WholeBodyNode(Node):
-    def __init__(self, **kwargs):
+class WholeBodyNode(LifecycleNode):
+    def __init__(self, stop: threading.Event | None = None, **kwargs):
         super().__init__("h4w_node", **kwargs)
-        self.running = True
-        self.lock = threading.Lock()
-        self.wake = threading.Condition(self.lock)
-        self.worker: threading.Thread | None = None
+        self.stop = stop or threading.Event()
         self.config: NodeConfig = declare_and_read(self)
-        self.pending: dict | None = None  # newest synchronised frame waiting for the worker
-        self.stats = Stats()
+        self.log = CauseLog(self.get_logger())
+        self.counts = FrameCounters()
+        self.stamps = StampGuard(self.config.stamp_jump_threshold)
+        self.wake = threading.Condition()
+        self.pending: dict | None = None  # newest frame waiting for the worker
+        self.running = False  # worker loop on; False: stop quietly
+        self.worker: threading.Thread | None = None
+        self.reset_people = False  # set on a jump in time, applied by the worker
+        self.rebuild_people = False  # set by a live parameter change, applied by the worker
+        self.state_error = ""  # why the last transition failed ('' = none)
         self.model_error = ""
-        self.standin = False
+        self.activated_at = 0.0
+        self.lifecycle = "unconfigured"
+        self.assets = None
         self.estimator = None
+        self.people: PeoplePipeline | None = None
+        self.standin = False
         self.previous_keys: set[str] = set()
-        self.error_times: dict[str, float] = {}
-
-        self.mesh_pub = self.create_publisher(WholeBodyMeshArray, OUTPUT_TOPIC, 10)
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
-        self.faces_pub = self.create_publisher(UInt32MultiArray, FACES_TOPIC, latched)
-        self.marker_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, 10) if self.config.publish_markers else None
-        self.overlay_pub = self.create_publisher(Image, OVERLAY_TOPIC, 1) if self.config.publish_overlay else None
+        self.latest: dict[str, object] = {}  # newest message per non-image input (zero-stamp pairing)
+        self.inputs: list = []
+        self.sync = None
+        self.image_input = None
+        self.image_sub = None
+        self.subscribed_reliability = ""
+        self.publishers_seen_since = 0.0
+        self.pubs: dict = {}
+        self.tf = None
+        self.check_timer = None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.tf = make_transform_broadcaster(self) if self.config.publish_tf else None
+        self.diag_timer = self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._load_model()
-        self.people = None
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> bool:
+        """configure + activate (autostart); False, with the reason logged, when one fails."""
+        for trigger in (self.trigger_configure, self.trigger_activate):
+            if self.stop.is_set():
+                return False
+            trigger()
+            if self.state_error:
+                return False
+        return True
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        from h4w_core.model.assets import resolve_assets
+
         try:
+            self.assets = resolve_assets(self.config.checkpoint or None, self.config.smplx_dir or None,
+                                         allow_standin=self.config.allow_standin, flags=("checkpoint:=", "smplx_dir:="))
             self.people = PeoplePipeline(people_config(self.config))
-        except Exception as exc:  # e.g. a missing detector model: keep running, say why
-            self.model_error = self.model_error or f"person boxes unavailable: {type(exc).__name__}: {exc}"
-            self.get_logger().error(f"{self.model_error}; frames will be dropped")
+        except Exception as exc:  # a missing asset or detector model: say why, stay unconfigured
+            return self._failed("configure", exc)
+        self.standin = self.assets.standin  # resolve_assets has said so, loudly
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+        self.pubs = {
+            "mesh": self.create_publisher(WholeBodyMeshArray, OUTPUT_TOPIC, 10),
+            "faces": self.create_publisher(UInt32MultiArray, FACES_TOPIC, latched),
+            "markers": self.create_publisher(MarkerArray, MARKERS_TOPIC, 10),
+            "overlay": self.create_publisher(Image, OVERLAY_TOPIC, 1),
+        }
+        self.tf = make_transform_broadcaster(self)
+        self.check_timer = self.create_timer(1.0, self._check_inputs)
+        return self._entered("inactive")
 
-        qos = image_qos(self.config.image_reliability)
-        self.image_sub = Subscriber(self, Image, "image", qos_profile=qos)
-        self.info_sub = Subscriber(self, CameraInfo, "camera_info", qos_profile=qos)
-        inputs = [self.image_sub, self.info_sub]
-        self.input_names = ["image", "camera_info"]
-        if self.config.box_source == "detections":
-            inputs.append(Subscriber(self, detections_type(self.config.detections_format), "detections", qos_profile=10))
-            self.input_names.append("detections")
-        if self.config.use_depth:
-            inputs.append(Subscriber(self, Image, "depth", qos_profile=qos))
-            self.input_names.append("depth")
-        self.sync = ApproximateTimeSynchronizer(inputs, self.config.sync_queue_size, self.config.sync_slop)
-        self.sync.registerCallback(self._on_frame)
-        self.image_sub.registerCallback(self._on_image_seen)
-
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        loader = threading.Thread(target=self._load_model, name="h4w_model_load", daemon=True)
+        self.model_error = ""
+        loader.start()
+        while loader.is_alive():  # wait in Python so a signal is handled at once
+            loader.join(0.1)
+            if self.stop.is_set():
+                return TransitionCallbackReturn.FAILURE  # shutting down: leave quietly
+        if self.model_error:
+            return self._failed("activate", self.model_error)
+        self._publish_faces()
+        self._subscribe(self._choose_reliability())
+        self.running = True
         gc.freeze()  # model and library objects are permanent: keep them out of collector scans
         self.worker = threading.Thread(target=self._work, name="h4w_inference", daemon=True)
         self.worker.start()
-        self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
-        self.create_timer(1.0, self._check_camera_info)
+        self.activated_at = time.monotonic()
         self.get_logger().info(
-            f"h4w_node ready: box_source={self.config.box_source} backend={self.config.backend}/{self.config.precision} "
-            f"device={self.config.device} image QoS={self.config.image_reliability}"
-        )
+            f"h4w_node active: box_source={self.config.box_source} backend={self.config.backend}/{self.config.precision} "
+            f"device={self.config.device} image QoS={self.subscribed_reliability}")
+        return self._entered("active")
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._unsubscribe()
+        self._stop_worker()
+        self._release_model()
+        return self._entered("inactive")
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._drop_outputs()
+        return self._entered("unconfigured")
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.get_logger().error(f"error in lifecycle state {state.label}: {self.state_error or 'see above'}")
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _entered(self, name: str) -> TransitionCallbackReturn:
+        self.lifecycle, self.state_error = name, ""
+        return TransitionCallbackReturn.SUCCESS
+
+    def _failed(self, transition: str, exc) -> TransitionCallbackReturn:
+        text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        self.state_error = f"{transition} failed: {text}"
+        self.get_logger().error(f"{self.state_error}; the node keeps running (fix it, then "
+                                f"`ros2 lifecycle set {self.get_fully_qualified_name()} {transition}`)")
+        return TransitionCallbackReturn.FAILURE
+
+    def close(self) -> None:
+        """Stop everything quietly (shutdown): no more publishing, no errors for a frame in flight."""
+        self._unsubscribe()
+        self._stop_worker()
+        self._release_model()
+        self._drop_outputs()
 
     # ---- model -------------------------------------------------------------------------
     def _load_model(self) -> None:
-        """Load assets and network; on failure keep running, report why in logs and /diagnostics."""
+        """Network, backend and body model (on a thread: activate stays responsive to signals)."""
         from h4w_core.inference.estimator import WholeBodyEstimator
-        from h4w_core.model.assets import STANDIN_WARNING, resolve_assets
 
         try:
-            assets = resolve_assets(self.config.checkpoint or None, self.config.smplx_dir or None,
-                                    allow_standin=self.config.allow_standin)
-            network = self._make_network(assets.checkpoint)
-            self.estimator = WholeBodyEstimator(assets.checkpoint, assets.smplx_dir, device=self.config.device, network=network)
-            self.standin = assets.standin
+            network = None
+            if not (self.config.backend == "torch" and self.config.precision == "fp32"):
+                from h4w_core.backends import make_runner
+
+                network = make_runner(self.config.backend, self.assets.checkpoint, device=self.config.device,
+                                      precision=self.config.precision)
+                network.warmup()  # first-call allocations and kernel selection before the first frame
+            self.estimator = WholeBodyEstimator(self.assets.checkpoint, self.assets.smplx_dir, device=self.config.device, network=network)
         except Exception as exc:  # any failure here must leave a running node that says why
-            self.model_error = f"{type(exc).__name__}: {exc}"
-            self.get_logger().error(f"model not loaded, frames will be dropped: {self.model_error}")
-            return
-        if self.standin:
-            self.get_logger().warning(STANDIN_WARNING)
-        self._publish_faces()
+            self.model_error = f"model not loaded: {type(exc).__name__}: {exc}"
 
-    def _make_network(self, checkpoint):
-        """The configured backend's runner, or None for the estimator's own eager torch network."""
-        if self.config.backend == "torch" and self.config.precision == "fp32":
-            return None
-        from h4w_core.backends import make_runner
+    def _release_model(self) -> None:
+        estimator, self.estimator = self.estimator, None
+        if estimator is not None:
+            close = getattr(estimator.network, "close", None)
+            if callable(close):
+                close()
+            del estimator
+            gc.collect()
+            try:
+                import torch
 
-        runner = make_runner(self.config.backend, checkpoint, device=self.config.device, precision=self.config.precision)
-        runner.warmup()  # first-call allocations and kernel selection before the first frame
-        return runner
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except ImportError:
+                pass
 
     def _publish_faces(self) -> None:
         faces = self.estimator.faces.astype(np.uint32)
@@ -177,42 +247,126 @@ class WholeBodyNode(Node):
             MultiArrayDimension(label="corners", size=3, stride=3),
         ]
         msg.data = faces.reshape(-1).tolist()
-        self.faces_pub.publish(msg)
+        self.pubs["faces"].publish(msg)
 
     # ---- input -------------------------------------------------------------------------
-    def _on_image_seen(self, _msg: Image) -> None:
-        with self.lock:
-            now = time.monotonic()
-            self.stats.images_seen.append(now)
-            self.stats.last_image_time = now
+    def _choose_reliability(self) -> str:
+        """The image QoS: the parameter's, or with 'auto' the camera publisher's (reliable when
+        every publisher is; a best-effort one cannot serve a reliable subscription)."""
+        if self.config.image_reliability != "auto":
+            return self.config.image_reliability
+        infos = self.get_publishers_info_by_topic(self.resolve_topic_name("image"))
+        if infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
+            return "reliable"
+        return "best_effort"
+
+    def _subscribe(self, reliability: str) -> None:
+        qos = image_qos(reliability)
+        self.image_input = SimpleFilter()
+        self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        self.inputs = [Subscriber(self, CameraInfo, "camera_info", qos_profile=qos)]
+        names = ["camera_info"]
+        if self.config.box_source == "detections":
+            self.inputs.append(Subscriber(self, detections_type(self.config.detections_format), "detections", qos_profile=10))
+            names.append("detections")
+        if self.config.use_depth:
+            self.inputs.append(Subscriber(self, Image, "depth", qos_profile=qos))
+            names.append("depth")
+        for name, sub in zip(names, self.inputs):
+            sub.registerCallback(self._remember, name)
+        self.input_names = ["image", *names]
+        self.sync = ApproximateTimeSynchronizer([self.image_input, *self.inputs], self.config.sync_queue_size, self.config.sync_slop)
+        self.sync.registerCallback(self._on_frame)
+        self.subscribed_reliability = reliability
+
+    def _unsubscribe(self) -> None:
+        for sub in [self.image_sub, *(s.sub for s in self.inputs)]:
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self.image_sub, self.inputs, self.sync = None, [], None
+
+    def _remember(self, msg, name: str) -> None:
+        self.latest[name] = msg
+
+    def _on_image(self, msg: Image) -> None:
+        now = time.monotonic()
+        with self.counts.lock:
+            self.counts.received += 1
+            self.counts.images_seen.append(now)
+            self.counts.last_image_time = now
+        check = self.stamps.check(stamp_nanoseconds(msg), time.monotonic_ns())
+        if check.kind == ZERO:
+            self._on_zero_stamp(msg)
+            return
+        if check.kind in (JUMP_AHEAD, JUMP_BACK):
+            with self.counts.lock:
+                self.counts.stamp_jumps += 1
+            reset_synchronizer(self.sync)
+            self.reset_people = True
+            direction = "ahead" if check.kind == JUMP_AHEAD else "back"
+            self.log.report(check.kind, f"image stamp jumped {check.jump_s:+.3f} s ({direction}) from the previous frame "
+                                        f"(a looping bag, a camera clock resync): synchroniser and tracks reset")
+        with self.counts.lock:
+            self.counts.fed_to_sync += 1
+        self.image_input.signalMessage(msg)
+
+    def _on_zero_stamp(self, msg: Image) -> None:
+        """Stamps left at zero cannot be paired by time: pair with the newest of each other input."""
+        with self.counts.lock:
+            self.counts.zero_stamps += 1
+        self.log.report("zero_stamp", "image stamps are zero (the camera driver sets no time): frames are paired with the "
+                                      "newest camera_info instead of by stamp, and tracked by arrival time")
+        others = [self.latest.get(name) for name in self.input_names[1:]]
+        if any(o is None for o in others):
+            self.counts.lose("sync_dropped")
+            return
+        self._enqueue(dict(zip(self.input_names, [msg, *others])), zero_stamp=True)
 
     def _on_frame(self, *messages_in) -> None:
-        frame = dict(zip(self.input_names, messages_in))
+        with self.counts.lock:
+            self.counts.paired += 1
+            self.counts.last_pair_time = time.monotonic()
+        self._enqueue(dict(zip(self.input_names, messages_in)))
+
+    def _enqueue(self, frame: dict, zero_stamp: bool = False) -> None:
+        frame["zero_stamp"] = zero_stamp
         with self.wake:
-            self.stats.last_pair_time = time.monotonic()
-            if self.pending is not None:
-                self.stats.dropped += 1
+            with self.counts.lock:
+                if self.pending is not None:
+                    self.counts.losses["newest_wins_dropped"] += 1
+                else:
+                    self.counts.in_flight += 1
             self.pending = frame
             self.wake.notify()
 
-    def _check_camera_info(self) -> None:
-        with self.lock:
-            seen, paired = self.stats.last_image_time, self.stats.last_pair_time
+    def _check_inputs(self) -> None:
+        """Once a second: missing camera_info, a camera nobody hears, QoS to match, a second publisher."""
+        if self.image_sub is None:
+            return
         now = time.monotonic()
+        with self.counts.lock:
+            seen, paired = self.counts.last_image_time, self.counts.last_pair_time
+        image_topic = self.image_sub.topic_name
         if seen and now - seen < 2.0 and now - paired > self.config.camera_info_timeout:
-            self.get_logger().warning(
-                f"images arrive on {self.image_sub.sub.topic_name} but no matching camera_info on "
-                f"{self.info_sub.sub.topic_name} (within sync_slop={self.config.sync_slop}s): nothing is processed",
-                throttle_duration_sec=10.0,
-            )
-
-    def _error_once_per(self, text: str, period_s: float = 5.0) -> None:
-        """Log an error, repeating the same text at most once per period (a camera with a wrong
-        encoding would otherwise flood the log at frame rate; distinct problems all show)."""
-        now = time.monotonic()
-        if now - self.error_times.get(text, -1e9) >= period_s:
-            self.error_times[text] = now
-            self.get_logger().error(text)
+            self.log.report("no_camera_info",
+                            f"images arrive on {image_topic} but no camera_info on {self.inputs[0].sub.topic_name} "
+                            f"within sync_slop={self.config.sync_slop} s of their stamps: nothing is processed")
+        publishers = self.count_publishers(image_topic)
+        if publishers and not self.publishers_seen_since:
+            self.publishers_seen_since = now
+        elif not publishers:
+            self.publishers_seen_since = 0.0
+        if publishers and not seen and now - self.publishers_seen_since >= NO_IMAGES_HINT_S:
+            self.log.report("no_images", no_images_hint(image_topic, publishers, self.subscribed_reliability))
+        if self.config.image_reliability == "auto" and publishers and not seen:
+            wanted = self._choose_reliability()
+            if wanted != self.subscribed_reliability:
+                self.get_logger().info(f"camera on {image_topic} publishes {wanted}: subscribing {wanted}")
+                self._unsubscribe()
+                self._subscribe(wanted)
+        if self.count_publishers(self.pubs["mesh"].topic_name) > 1:
+            self.log.report("duplicate_output", f"another node also publishes {self.pubs['mesh'].topic_name}: two h4w nodes on "
+                                                "one camera? Run each in its own namespace (launch argument namespace:=...)")
 
     # ---- worker ------------------------------------------------------------------------
     def _work(self) -> None:
@@ -223,113 +377,237 @@ class WholeBodyNode(Node):
                 if not self.running:
                     return
                 frame, self.pending = self.pending, None
+            outcome = "failed"
             try:
-                self._process(frame["image"], frame["camera_info"], frame.get("detections"), frame.get("depth"))
+                outcome = self._process(frame)
             except Exception as exc:  # the worker must survive any single bad frame
-                with self.lock:
-                    self.stats.bad_input += 1
-                self._error_once_per(f"frame skipped: {type(exc).__name__}: {exc}")
+                if not self.running:
+                    return  # shutting down: a frame in flight is abandoned quietly
+                self.log.report(f"failed:{type(exc).__name__}", f"frame skipped: {type(exc).__name__}: {exc}", "error")
+            finally:
+                self.counts.finish(outcome)
 
-    def _process(self, image_msg: Image, info: CameraInfo, detections, depth_msg: Image | None) -> None:
-        if self.estimator is None or self.people is None:
-            with self.lock:
-                self.stats.dropped += 1
-            return
+    def _stop_worker(self) -> None:
+        with self.wake:
+            self.running = False
+            if self.pending is not None:
+                self.pending = None
+                self.counts.finish("not_ready")
+            self.wake.notify_all()
+        if self.worker is not None:
+            self.worker.join(timeout=WORKER_JOIN_S)
+            if not self.worker.is_alive():
+                self.worker = None
+
+    def _process(self, frame: dict) -> str:
+        """One frame through the people pipeline and out; returns its fate (processed or a loss)."""
+        estimator, people = self.estimator, self.people
+        if estimator is None or people is None:
+            return "not_ready"
         started = time.monotonic()
+        image_msg, info = frame["image"], frame["camera_info"]
         try:
             if image_msg.encoding not in NETWORK_ENCODINGS:
-                raise ImageConversionError(
-                    f"encoding {image_msg.encoding!r} is not a camera colour/grey image; "
-                    f"supported: {', '.join(NETWORK_ENCODINGS)}"
-                )
+                raise ImageConversionError(f"encoding {image_msg.encoding!r} is not a camera colour/grey image; "
+                                           f"supported: {', '.join(NETWORK_ENCODINGS)}")
             image, order = image_to_numpy(image_msg)
         except ImageConversionError as exc:
-            with self.lock:
-                self.stats.bad_input += 1
-            self._error_once_per(f"image rejected: {exc}")
-            return
+            cause = re.sub(r"\d+", "#", str(exc).split(":")[0])  # the kind of problem, not its numbers
+            self.log.report(f"image_rejected:{cause}", f"image rejected: {exc}", "error")
+            return "bad_input"
         if order == "mono":
             image, order = np.repeat(image[:, :, None], 3, axis=2), "rgb"
         height, width = image.shape[:2]
-        intrinsics = camera_intrinsics(info)
-        if intrinsics is None:
-            intrinsics = Intrinsics.default_for(width, height)
-            self.get_logger().warning("camera_info has no valid K: assuming focal max(W, H)", throttle_duration_sec=10.0)
-        stamp_s = image_msg.header.stamp.sec + image_msg.header.stamp.nanosec * 1e-9
-        depth = self._registered_depth(depth_msg, (height, width)) if depth_msg is not None else None
-        given = detection_boxes(detections) if self.config.box_source == "detections" else None
-        frame = self.people.process(self.estimator, image, order, intrinsics, stamp_s, given=given, depth=depth)
-        if frame.invalid_boxes:
-            self.get_logger().warning(f"{frame.invalid_boxes} person box(es) could not be cropped (empty, outside the image "
-                                      "or not finite) and were skipped", throttle_duration_sec=10.0)
-        self._publish(image_msg.header, list(frame.people), image, order, intrinsics)
+        intrinsics = self._intrinsics(info, width, height)
+        stamp_ns = stamp_nanoseconds(image_msg)
+        now_ns = self.get_clock().now().nanoseconds
+        stamp_s = (now_ns if frame["zero_stamp"] else stamp_ns) * 1e-9
+        depth = self._registered_depth(frame["depth"], (height, width)) if "depth" in frame else None
+        given = detection_boxes(frame.get("detections")) if self.config.box_source == "detections" else None
+        if self.rebuild_people:
+            self._rebuild_people()
+            people = self.people
+        if self.reset_people:
+            self.reset_people = False
+            people.reset()
+        result = people.process(estimator, image, order, intrinsics, stamp_s, given=given, depth=depth)
+        self._account(result)
+        if not self.running:
+            return "not_ready"
+        self._publish(image_msg.header, list(result.people), image, order, intrinsics)
         done = time.monotonic()
-        now_ros = self.get_clock().now().nanoseconds * 1e-9
-        with self.lock:
-            self.stats.published.append(done)
-            self.stats.processing_ms.append((done - started) * 1000.0)
-            self.stats.latencies_ms.append((now_ros - stamp_s) * 1000.0)
+        latency = sane_latency_ms(self.get_clock().now().nanoseconds, stamp_ns, self.config.stamp_jump_threshold)
+        with self.counts.lock:
+            self.counts.published.append(done)
+            self.counts.processing_ms.append((done - started) * 1000.0)
+            if latency is not None:
+                self.counts.latencies_ms.append(latency)
+        return "processed"
+
+    def _intrinsics(self, info: CameraInfo, width: int, height: int) -> Intrinsics:
+        """The camera's K, or the documented fallback (focal max(W, H), centred) with a throttled warning."""
+        k = camera_intrinsics(info)
+        if k is None:
+            self.log.report("camera_info_k", "camera_info has no usable K (unset, not finite or absurd focal): "
+                                             "assuming focal max(W, H) and a centred principal point")
+            return Intrinsics.default_for(width, height)
+        if (info.width, info.height) != (0, 0) and (info.width, info.height) != (width, height):
+            self.log.report("camera_info_size", f"camera_info is for {info.width}x{info.height} but the image is "
+                                                f"{width}x{height}: its K does not apply; assuming focal max(W, H)")
+            return Intrinsics.default_for(width, height)
+        return k
 
     def _registered_depth(self, depth_msg: Image, shape) -> np.ndarray | None:
-        """The depth image as an array when it is registered to the colour image, else None (said once per 5 s)."""
+        """The depth image as an array when it is registered to the colour image, else None (said per cause)."""
         try:
             depth, _ = image_to_numpy(depth_msg)
         except ImageConversionError as exc:
-            self._error_once_per(f"depth image rejected: {exc}")
+            self.log.report("depth_rejected", f"depth image rejected: {exc}", "error")
             return None
         if depth.shape[:2] != tuple(shape) or depth.ndim != 2:
-            self._error_once_per(f"depth image {depth.shape} is not registered to the {shape[1]}x{shape[0]} colour image")
+            self.log.report("depth_size", f"depth image {depth.shape} is not registered to the {shape[1]}x{shape[0]} colour image", "error")
             return None
         return depth
 
+    def _account(self, result) -> None:
+        """Counts and the reason a frame had nobody (for /diagnostics)."""
+        now = time.monotonic()
+        reason = ""
+        if not result.people:
+            if result.boxes == 0:
+                reason = f"no persons found (box_source={self.config.box_source})"
+            elif result.invalid_boxes == result.boxes:
+                reason = "all person boxes invalid (empty, outside the image or not finite)"
+            elif result.non_finite:
+                reason = "outputs were not finite"
+            else:
+                reason = "tracks not confirmed yet"
+        with self.counts.lock:
+            self.counts.persons_output += len(result.people)
+            self.counts.invalid_boxes += result.invalid_boxes
+            self.counts.non_finite_persons += result.non_finite
+            if result.people:
+                self.counts.last_person_time = now
+            if result.non_finite:
+                self.counts.last_non_finite_time = now
+            self.counts.last_empty_reason = reason
+        if result.invalid_boxes:
+            self.log.report("invalid_boxes", f"{result.invalid_boxes} person box(es) could not be cropped (empty, outside "
+                                             "the image or not finite) and were skipped")
+        if result.non_finite:
+            self.log.report("non_finite", f"{result.non_finite} person(s) dropped: the network's outputs were not finite "
+                                          "(check camera_info and the image)", "error")
+
+    def _rebuild_people(self) -> None:
+        self.rebuild_people = False
+        try:
+            self.people = PeoplePipeline(people_config(self.config))
+        except Exception as exc:  # keep the previous pipeline, say why
+            self.log.report("people_rebuild", f"new people settings not applied: {type(exc).__name__}: {exc}", "error")
+
     # ---- output ------------------------------------------------------------------------
     def _publish(self, header: Header, results: list[PersonResult], image: np.ndarray, order: str, intrinsics: Intrinsics) -> None:
+        config = self.config
         keys = [person_key(r.track_id, i) for i, r in enumerate(results)]
-        people = [messages.person_message(r, self.config.publish_mesh) for r in results]
-        self.mesh_pub.publish(messages.array_message(header, people))
-        if self.tf is not None and results:
+        people = [messages.person_message(r, config.publish_mesh) for r in results]
+        self.pubs["mesh"].publish(messages.array_message(header, people))
+        if config.publish_tf and results:
             transforms = []
             for r, key in zip(results, keys):
                 transforms += messages.person_transforms(r, header, key)
             self.tf.sendTransform(transforms)
         gone = sorted(self.previous_keys - set(keys))
         self.previous_keys = set(keys)
-        if self.marker_pub is not None:
+        if config.publish_markers:
             markers = messages.delete_markers(header, gone)
-            parents = self.estimator.skeleton_parents
             for i, (r, key) in enumerate(zip(results, keys)):
                 colour = r.track_id if r.track_id >= 0 else i
-                markers += messages.person_markers(r, header, key, self.estimator.faces, parents, colour,
-                                                   self.config.marker_lifetime, self.config.marker_face_stride)
+                markers += messages.person_markers(r, header, key, self.estimator.faces, self.estimator.skeleton_parents, colour,
+                                                   config.marker_lifetime, config.marker_face_stride)
             if markers:
-                self.marker_pub.publish(messages.marker_array(markers))
-        if self.overlay_pub is not None:
-            from h4w_core.cli.infer import render_overlay
-
+                self.pubs["markers"].publish(messages.marker_array(markers))
+        if config.publish_overlay:
             bgr = image[:, :, ::-1] if order == "rgb" else image
             canvas = render_overlay(bgr, results, self.estimator.faces, intrinsics, self.standin)
-            self.overlay_pub.publish(numpy_to_image(np.ascontiguousarray(canvas), "bgr8", header))
+            self.pubs["overlay"].publish(numpy_to_image(np.ascontiguousarray(canvas), "bgr8", header))
+
+    def _drop_outputs(self) -> None:
+        for pub in self.pubs.values():
+            self.destroy_publisher(pub)
+        self.pubs = {}
+        if self.check_timer is not None:
+            self.destroy_timer(self.check_timer)
+            self.check_timer = None
+        self.people = None
+
+    # ---- parameters ----------------------------------------------------------------------
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        try:
+            new = check_update(self.config, parameters)
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        changed = {p.name for p in parameters}
+        old, self.config = self.config, new
+        if changed & PEOPLE_PARAMETERS:
+            self.rebuild_people = True
+        if "stamp_jump_threshold" in changed:
+            self.stamps = StampGuard(new.stamp_jump_threshold)
+        if "diagnostics_period" in changed and new.diagnostics_period != old.diagnostics_period:
+            self.destroy_timer(self.diag_timer)
+            self.diag_timer = self.create_timer(new.diagnostics_period, self._publish_diagnostics)
+        return SetParametersResult(successful=True)
+
+    # ---- diagnostics -----------------------------------------------------------------------
+    def frame_accounting(self) -> dict[str, int]:
+        """Every frame received, by fate (received = processed + losses + in flight)."""
+        in_sync = queued(self.sync) if self.sync is not None else 0
+        with self.counts.lock:
+            c = self.counts
+            losses = dict(c.losses)
+            losses["sync_dropped"] += c.fed_to_sync - c.paired - in_sync
+            in_flight = in_sync + c.in_flight
+            return {"frames_received": c.received, "frames_processed": c.processed, **losses,
+                    "frames_in_flight": int(in_flight), "stamp_jumps": c.stamp_jumps, "zero_stamps": c.zero_stamps}
 
     def _publish_diagnostics(self) -> None:
-        with self.lock:
-            s = self.stats
+        accounting = self.frame_accounting()
+        now = time.monotonic()
+        with self.counts.lock:
+            c = self.counts
             values = {
-                "input_rate_hz": f"{rate_hz(s.images_seen):.2f}",
-                "output_rate_hz": f"{rate_hz(s.published):.2f}",
-                "latency_ms_mean": f"{np.mean(s.latencies_ms):.1f}" if s.latencies_ms else "nan",
-                "latency_ms_max": f"{np.max(s.latencies_ms):.1f}" if s.latencies_ms else "nan",
-                "processing_ms_mean": f"{np.mean(s.processing_ms):.1f}" if s.processing_ms else "nan",
-                "dropped_frames": str(s.dropped),
-                "bad_input_frames": str(s.bad_input),
+                "lifecycle_state": self.lifecycle,
+                "input_rate_hz": f"{rate_hz(c.images_seen):.2f}",
+                "output_rate_hz": f"{rate_hz(c.published):.2f}",
+                "latency_ms_mean": f"{np.mean(c.latencies_ms):.1f}" if c.latencies_ms else "nan",
+                "latency_ms_max": f"{np.max(c.latencies_ms):.1f}" if c.latencies_ms else "nan",
+                "processing_ms_mean": f"{np.mean(c.processing_ms):.1f}" if c.processing_ms else "nan",
+                **{k: str(v) for k, v in accounting.items()},
+                "dropped_frames": str(sum(accounting[k] for k in LOSSES if k != "bad_input")),
+                "bad_input_frames": str(accounting["bad_input"]),
+                "persons_output": str(c.persons_output),
+                "non_finite_persons": str(c.non_finite_persons),
+                "invalid_boxes": str(c.invalid_boxes),
+                "image_qos": self.subscribed_reliability,
             }
+            images_recent = bool(c.last_image_time) and now - c.last_image_time < 2.0
+            idle_for = now - max(c.last_person_time, self.activated_at)
+            non_finite_recent = c.last_non_finite_time and now - c.last_non_finite_time < max(10.0, 3 * self.config.diagnostics_period)
+            empty_reason = c.last_empty_reason
         values.update({"backend": self.config.backend, "precision": self.config.precision, "device": self.config.device,
                        "box_source": self.config.box_source, "standin_assets": str(self.standin)})
-        status = DiagnosticStatus(name="h4w_node: whole-body estimation", hardware_id=self.config.device)
-        if self.model_error:
-            status.level, status.message = DiagnosticStatus.ERROR, f"model not loaded: {self.model_error}"
+        status = DiagnosticStatus(name=f"{self.get_name()}: whole-body estimation", hardware_id=self.config.device)
+        if self.state_error:
+            status.level, status.message = DiagnosticStatus.ERROR, self.state_error
+        elif non_finite_recent:
+            status.level, status.message = DiagnosticStatus.ERROR, "persons dropped: non-finite outputs (check camera_info)"
+        elif self.lifecycle != "active":
+            status.level, status.message = DiagnosticStatus.WARN, f"lifecycle state {self.lifecycle}: not processing"
+        elif images_recent and idle_for > self.config.idle_warning_timeout:
+            why = empty_reason or "frames are not paired with camera_info"
+            status.level, status.message = DiagnosticStatus.WARN, f"no person output for {idle_for:.0f} s: {why}"
         elif self.standin:
             status.level, status.message = DiagnosticStatus.WARN, "running on STAND-IN assets (not real estimates)"
-        elif values["input_rate_hz"] == "0.00":
+        elif not images_recent:
             status.level, status.message = DiagnosticStatus.WARN, "no images received"
         else:
             status.level, status.message = DiagnosticStatus.OK, "running"
@@ -339,36 +617,52 @@ class WholeBodyNode(Node):
         msg.status = [status]
         self.diag_pub.publish(msg)
 
-    def destroy_node(self) -> None:
-        with self.wake:
-            self.running = False
-            self.wake.notify_all()
-        if self.worker is not None:
-            self.worker.join(timeout=5.0)
-        super().destroy_node()
+def no_images_hint(topic: str, publishers: int, reliability: str) -> str:
+    """What to change when a camera publishes but nothing arrives (the Fast DDS large-image case)."""
+    return (f"{publishers} publisher(s) on {topic} but no image arrived in {NO_IMAGES_HINT_S:.0f} s "
+            f"(subscribed {reliability}). Large images over Fast DDS shared memory: start the camera driver with "
+            "FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix h4w_ros)/share/h4w_ros/config/fastdds_large_images.xml, "
+            "or make it publish reliable (image_reliability:=auto follows it)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the node until SIGINT/SIGTERM; exit 0 on any signal, 2 on a configuration error."""
     # h4w_core reports through Python logging: give it the same stream and a ROS-like prefix
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())  # repeated signals only set it again
+    rclpy.init(args=argv if argv is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    node, code = None, 0
     try:
-        node = WholeBodyNode()
-        rclpy.spin(node)
-    except ValueError as exc:  # bad parameters: say which and stop
+        node = WholeBodyNode(stop=stop)
+        if node.config.autostart:
+            node.start()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except (ExternalShutdownException, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a bug in one callback must not end a node that runs for days
+                node.log.report(f"callback:{type(exc).__name__}", f"callback failed: {type(exc).__name__}: {exc}", "error")
+    except ParameterError as exc:  # bad parameters: say which and stop
         print(f"h4w_node: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
+        code = 2
     except ExternalShutdownException:
         pass
     finally:
         if node is not None:
+            node.close()
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+        rclpy.try_shutdown()
+    leftover = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and t.name.startswith("h4w_")]
+    if leftover:  # a frame or a model load still in C code: do not wait for it, and do not let
+        sys.stdout.flush()  # interpreter teardown under a running torch thread abort the process
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

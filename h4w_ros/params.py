@@ -1,35 +1,57 @@
-"""The node's parameters: each declared once with a descriptor, read once into a frozen dataclass."""
+"""The node's parameters: each declared once with a descriptor, read into a frozen dataclass.
+
+Every parameter is either read-only (its descriptor says so and ``ros2 param set`` is refused) or
+applied live: ``check_update`` validates a change and the node applies the new NodeConfig.
+Integers are accepted where floats (or float arrays) are declared; any other wrong type, an
+out-of-range value or an unknown choice is a ``ParameterError`` naming the parameter and what
+it expects, reported in one line.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from h4w_core.backends import BACKENDS, PRECISIONS
 from h4w_core.people.pipeline import BOX_SOURCES, PeopleConfig
 from h4w_core.people.tracking import TRACKERS
 
+IMAGE_RELIABILITIES = ("auto", "best_effort", "reliable")
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot use (type, range or choice), named in the message."""
+
 
 @dataclass(frozen=True)
 class NodeConfig:
+    """The parameters' values; defaults equal config/h4w.yaml (tested)."""
+
     checkpoint: str = ""
     smplx_dir: str = ""
     allow_standin: bool = False
+    autostart: bool = True
     device: str = "cpu"
     backend: str = "torch"
     precision: str = "fp32"
-    box_source: str = "full_frame"
+    box_source: str = "detector"
     fixed_roi: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     detector: str = "hog"
     detector_model: str = ""
     detector_providers: str = ""
     detector_score_threshold: float = 0.5
     max_persons: int = 4
-    image_reliability: str = "best_effort"
+    image_reliability: str = "auto"
     sync_slop: float = 0.05
     sync_queue_size: int = 10
     camera_info_timeout: float = 2.0
+    stamp_jump_threshold: float = 10.0
+    idle_warning_timeout: float = 5.0
     detections_format: str = "h4w"
     use_depth: bool = False
     tracking: bool = True
@@ -45,104 +67,189 @@ class NodeConfig:
     publish_markers: bool = True
     publish_tf: bool = True
     publish_overlay: bool = False
+    frame_prefix: str = ""
     marker_face_stride: int = 1
     marker_lifetime: float = 1.0
     diagnostics_period: float = 1.0
 
 
-def _float_range(lo: float, hi: float) -> dict:
-    return {"floating_point_range": [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]}
+@dataclass(frozen=True)
+class Spec:
+    """How one parameter is declared and checked."""
+
+    description: str
+    read_only: bool = False
+    choices: tuple[str, ...] = ()
+    low: float | None = None  # inclusive range for numbers
+    high: float | None = None
 
 
-def _int_range(lo: int, hi: int) -> dict:
-    return {"integer_range": [IntegerRange(from_value=lo, to_value=hi, step=1)]}
-
-
-DESCRIPTIONS: dict[str, tuple[str, dict]] = {
-    "checkpoint": ("Path to the released Hand4Whole checkpoint snapshot_6.pth.tar ('' = none).", {}),
-    "smplx_dir": ("Folder holding SMPLX_NEUTRAL.npz (or a smplx/ subfolder with it).", {}),
-    "allow_standin": ("With no checkpoint and smplx_dir, run on generated stand-in assets (demo/tests only; outputs are not real estimates).", {}),
-    "device": ("Inference device: 'cpu' or 'cuda'.", {}),
-    "backend": ("Inference backend: " + ", ".join(BACKENDS) + ".", {}),
-    "precision": ("Network precision: fp32, fp16 or bf16 (what the backend supports on the device; never silently changed).", {}),
-    "box_source": ("Where person boxes come from: " + ", ".join(BOX_SOURCES) + ".", {}),
-    "fixed_roi": ("Person box x, y, width, height in pixels for box_source 'fixed_roi'.", {}),
-    "detector": ("Built-in detector for box_source 'detector': 'hog' (OpenCV, offline) or 'onnx' (detector_model).", {}),
-    "detector_model": ("YOLO-family ONNX person detector for detector 'onnx'.", {}),
-    "detector_providers": ("ONNX Runtime execution providers for detector 'onnx', comma-separated in order of preference, "
-                           "e.g. 'TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider' ('' = CUDA, then CPU).", {}),
-    "detector_score_threshold": ("Minimum detector score of a person box.", _float_range(0.0, 1.0)),
-    "max_persons": ("Most persons per frame sent through the network (highest scores kept).", _int_range(1, 64)),
-    "image_reliability": ("Image/camera_info QoS reliability: 'best_effort' (sensor data, default) or 'reliable'. "
-                          "Large images over Fast DDS shared memory may need 'reliable' or config/fastdds_large_images.xml.", {}),
-    "sync_slop": ("Largest stamp difference (s) between an image and its camera_info (and detections).", _float_range(0.0, 1.0)),
-    "sync_queue_size": ("Messages kept per input by the time synchronizer.", _int_range(1, 100)),
-    "camera_info_timeout": ("Warn when images arrive without a matching camera_info for this long (s).", _float_range(0.1, 60.0)),
-    "detections_format": ("Message type on 'detections': 'h4w' (h4w_ros/PersonBoxArray) or 'vision_msgs' "
-                          "(vision_msgs/Detection2DArray, needs vision_msgs; class id 'person' or '0' kept).", {}),
-    "use_depth": ("Subscribe 'depth' (depth image registered to the colour camera, 16UC1 mm or 32FC1 m) and "
-                  "rescale each person to its measured torso depth.", {}),
-    "tracking": ("Give persons persistent ids across frames.", {}),
-    "tracker": ("Tracker used when tracking is on: " + ", ".join(sorted(TRACKERS)) + " (iou: IoU + Hungarian, constant velocity).", {}),
-    "track_iou_threshold": ("Smallest IoU for a box to continue a track.", _float_range(0.0, 1.0)),
-    "track_min_hits": ("Frames a track needs before it gets an id (birth).", _int_range(1, 100)),
-    "track_max_age": ("Frames a track survives unseen before it is dropped (death).", _int_range(0, 1000)),
-    "smoothing": ("One-Euro smoothing per track of the SMPL-X parameters before posing: rotations on SO(3), translation, placement box, shape.", {}),
-    "smoothing_min_cutoff": ("One-Euro minimum cutoff frequency (Hz): lower = smoother when still.", _float_range(0.001, 100.0)),
-    "smoothing_translation_beta": ("One-Euro speed gain for translation (Hz per m/s): higher = less lag when moving.", _float_range(0.0, 100.0)),
-    "smoothing_rotation_beta": ("One-Euro speed gain for rotations (Hz per rad/s): higher = less lag when turning.", _float_range(0.0, 100.0)),
-    "publish_mesh": ("Fill WholeBodyMesh.vertices (10475 x 3 floats per person).", {}),
-    "publish_markers": ("Publish RViz markers on /human/wholebody/markers.", {}),
-    "publish_tf": ("Broadcast TF frames for pelvis, wrists and finger joints.", {}),
-    "publish_overlay": ("Publish a debug image with the meshes drawn on /human/wholebody/overlay.", {}),
-    "marker_face_stride": ("Draw every n-th mesh triangle in the RViz marker (1 = all).", _int_range(1, 100)),
-    "marker_lifetime": ("Marker lifetime (s), so markers of a stopped node vanish.", _float_range(0.0, 60.0)),
-    "diagnostics_period": ("Period (s) of /diagnostics messages.", _float_range(0.1, 60.0)),
+SPECS: dict[str, Spec] = {
+    "checkpoint": Spec("Path to the released Hand4Whole checkpoint snapshot_6.pth.tar ('' = none).", read_only=True),
+    "smplx_dir": Spec("Folder holding SMPLX_NEUTRAL.npz (or a smplx/ subfolder with it).", read_only=True),
+    "allow_standin": Spec("With no checkpoint and smplx_dir, run on generated stand-in assets (demo/tests only; outputs are not real estimates).", read_only=True),
+    "autostart": Spec("Configure and activate at start (lifecycle); false: wait for `ros2 lifecycle set ... configure`.", read_only=True),
+    "device": Spec("Inference device.", read_only=True, choices=("cpu", "cuda")),
+    "backend": Spec("Inference backend (docs/BACKENDS.md).", read_only=True, choices=tuple(BACKENDS)),
+    "precision": Spec("Network precision, as the backend supports it on the device (never silently changed).", read_only=True, choices=PRECISIONS),
+    "box_source": Spec("Where person boxes come from.", read_only=True, choices=BOX_SOURCES),
+    "fixed_roi": Spec("Person box x, y, width, height in pixels for box_source 'fixed_roi'."),
+    "detector": Spec("Built-in detector for box_source 'detector': 'hog' (OpenCV, offline) or 'onnx' (detector_model).", read_only=True, choices=("hog", "onnx")),
+    "detector_model": Spec("YOLO-family ONNX person detector for detector 'onnx'.", read_only=True),
+    "detector_providers": Spec("ONNX Runtime execution providers for detector 'onnx', comma-separated in order of preference, "
+                               "e.g. 'TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider' ('' = CUDA, then CPU).", read_only=True),
+    "detector_score_threshold": Spec("Minimum detector score of a person box.", low=0.0, high=1.0),
+    "max_persons": Spec("Most persons per frame sent through the network (highest scores kept).", low=1, high=64),
+    "image_reliability": Spec("Image/camera_info/depth QoS reliability: 'auto' (match the camera's publisher: reliable when it is), "
+                              "'best_effort' (sensor data) or 'reliable'.", read_only=True, choices=IMAGE_RELIABILITIES),
+    "sync_slop": Spec("Largest stamp difference (s) between an image and its camera_info (and detections, depth).", read_only=True, low=0.0, high=1.0),
+    "sync_queue_size": Spec("Messages kept per input by the time synchronizer.", read_only=True, low=1, high=100),
+    "camera_info_timeout": Spec("Warn when images arrive without a matching camera_info for this long (s).", low=0.1, high=60.0),
+    "stamp_jump_threshold": Spec("A frame stamped this many seconds or more ahead of or behind the previous one resets the "
+                                 "synchroniser and the tracks (a looping bag, a camera resync).", low=0.1, high=1e9),
+    "idle_warning_timeout": Spec("Diagnostics WARN when images arrive but no person was output for this long (s).", low=0.5, high=3600.0),
+    "detections_format": Spec("Message type on 'detections': 'h4w' (h4w_ros/PersonBoxArray) or 'vision_msgs' "
+                              "(vision_msgs/Detection2DArray; class id 'person' or '0' kept).", read_only=True, choices=("h4w", "vision_msgs")),
+    "use_depth": Spec("Subscribe 'depth' (depth image registered to the colour camera, 16UC1 mm or 32FC1 m) and "
+                      "rescale each person to its measured torso depth.", read_only=True),
+    "tracking": Spec("Give persons persistent ids across frames."),
+    "tracker": Spec("Tracker used when tracking is on (iou: IoU + Hungarian, constant velocity).", read_only=True, choices=tuple(sorted(TRACKERS))),
+    "track_iou_threshold": Spec("Smallest IoU for a box to continue a track.", low=0.01, high=1.0),
+    "track_min_hits": Spec("Frames a track needs before it gets an id (birth).", low=1, high=100),
+    "track_max_age": Spec("Frames a track survives unseen before it is dropped (death).", low=0, high=1000),
+    "smoothing": Spec("One-Euro smoothing per track of the SMPL-X parameters before posing: rotations on SO(3), translation, "
+                      "placement box, shape."),
+    "smoothing_min_cutoff": Spec("One-Euro minimum cutoff frequency (Hz): lower = smoother when still.", low=0.001, high=100.0),
+    "smoothing_translation_beta": Spec("One-Euro speed gain for translation (Hz per m/s): higher = less lag when moving.", low=0.0, high=100.0),
+    "smoothing_rotation_beta": Spec("One-Euro speed gain for rotations (Hz per rad/s): higher = less lag when turning.", low=0.0, high=100.0),
+    "publish_mesh": Spec("Fill WholeBodyMesh.vertices (10475 x 3 floats per person)."),
+    "publish_markers": Spec("Publish RViz markers on human/wholebody/markers."),
+    "publish_tf": Spec("Broadcast TF frames for pelvis, wrists and finger joints."),
+    "publish_overlay": Spec("Publish a debug image with the meshes drawn on human/wholebody/overlay."),
+    "frame_prefix": Spec("Prefix of every TF frame name the node broadcasts (e.g. 'cam_left/'), so two nodes never collide.", read_only=True),
+    "marker_face_stride": Spec("Draw every n-th mesh triangle in the RViz marker (1 = all).", low=1, high=100),
+    "marker_lifetime": Spec("Marker lifetime (s), so markers of a stopped node vanish.", low=0.0, high=60.0),
+    "diagnostics_period": Spec("Period (s) of /diagnostics messages.", low=0.1, high=60.0),
 }
 
-READ_ONLY = {"tracker", "detector_providers", "precision", "detections_format", "use_depth", "checkpoint", "smplx_dir", "allow_standin", "device", "backend", "box_source", "detector",
-             "detector_model", "image_reliability", "sync_slop", "sync_queue_size"}
+# Parameters applied to the people pipeline (a change rebuilds it: tracks restart)
+PEOPLE_PARAMETERS = frozenset(f.name for f in fields(PeopleConfig)) - {"detector_providers"}
+
+
+def _expected(default: Any) -> str:
+    if isinstance(default, bool):
+        return "a bool"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, tuple):
+        return "a list of numbers"
+    return "a string"
+
+
+def coerce(name: str, value: Any) -> Any:
+    """The value as the parameter's Python type, checked against its choices and range."""
+    default = getattr(NodeConfig(), name)
+    spec = SPECS[name]
+    expected = _expected(default)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        value = tuple(float(v) for v in value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ParameterError(f"parameter '{name}' must be {expected}, got {value!r} ({type(value).__name__})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError(f"parameter '{name}' must be finite, got {value}")
+    if isinstance(value, tuple) and not all(math.isfinite(v) for v in value):
+        raise ParameterError(f"parameter '{name}' must hold finite numbers, got {list(value)}")
+    if spec.choices and value not in spec.choices:
+        raise ParameterError(f"parameter '{name}' must be one of {', '.join(spec.choices)}; got {value!r}")
+    if spec.low is not None and isinstance(value, (int, float)) and not spec.low <= value <= spec.high:
+        raise ParameterError(f"parameter '{name}' must be in [{spec.low:g}, {spec.high:g}], got {value}")
+    return value
+
+
+def _descriptor(name: str, default: Any) -> ParameterDescriptor:
+    spec = SPECS[name]
+    text = spec.description + (f" One of: {', '.join(spec.choices)}." if spec.choices else "")
+    extra: dict = {}
+    if isinstance(default, float):
+        # dynamic typing so that integers are accepted where floats are declared; checked in coerce()
+        extra["dynamic_typing"] = True
+        if spec.low is not None:
+            extra["floating_point_range"] = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
+    elif isinstance(default, tuple):
+        extra["dynamic_typing"] = True
+    elif isinstance(default, int) and not isinstance(default, bool) and spec.low is not None:
+        extra["integer_range"] = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+    return ParameterDescriptor(description=text, read_only=spec.read_only, **extra)
 
 
 def declare_and_read(node: Node) -> NodeConfig:
-    """Declare every parameter with its description and range, and read them into NodeConfig."""
+    """Declare every parameter with its descriptor and read them into a checked NodeConfig.
+
+    Raises ParameterError (one line, naming the parameter) for any unusable override.
+    """
     defaults = NodeConfig()
     values = {}
     for f in fields(NodeConfig):
-        text, extra = DESCRIPTIONS[f.name]
         default = getattr(defaults, f.name)
-        if isinstance(default, tuple):
-            default = list(default)
-        descriptor = ParameterDescriptor(description=text, read_only=f.name in READ_ONLY, **extra)
-        value = node.declare_parameter(f.name, default, descriptor).value
-        values[f.name] = tuple(float(v) for v in value) if isinstance(default, list) else value
+        declared = list(default) if isinstance(default, tuple) else default
+        try:
+            value = node.declare_parameter(f.name, declared, _descriptor(f.name, default)).value
+        except ParameterException as exc:  # wrong type or range of an override given at start
+            raise ParameterError(f"parameter '{f.name}' must be {_expected(default)}"
+                                 f"{_range_text(f.name)}: {type(exc).__name__}: {_first_line(exc)}") from None
+        values[f.name] = coerce(f.name, value)
     config = NodeConfig(**values)
     validate(config)
     return config
 
 
+def _range_text(name: str) -> str:
+    spec = SPECS[name]
+    return f" in [{spec.low:g}, {spec.high:g}]" if spec.low is not None else ""
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+
+
 def validate(config: NodeConfig) -> None:
-    """Reject contradictory settings early with the bad value and the allowed ones."""
-    if config.box_source not in BOX_SOURCES:
-        raise ValueError(f"box_source {config.box_source!r} is not one of {BOX_SOURCES}")
-    if config.backend not in BACKENDS:
-        raise ValueError(f"backend {config.backend!r} is not one of {tuple(BACKENDS)}")
-    if config.precision not in PRECISIONS:
-        raise ValueError(f"precision {config.precision!r} is not one of {PRECISIONS}")
-    if config.tracker not in TRACKERS:
-        raise ValueError(f"tracker {config.tracker!r} is not one of {tuple(sorted(TRACKERS))}")
-    if config.device not in ("cpu", "cuda"):
-        raise ValueError(f"device {config.device!r} must be 'cpu' or 'cuda'")
-    if config.detections_format not in ("h4w", "vision_msgs"):
-        raise ValueError(f"detections_format {config.detections_format!r} must be 'h4w' or 'vision_msgs'")
-    if config.image_reliability not in ("best_effort", "reliable"):
-        raise ValueError(f"image_reliability {config.image_reliability!r} must be 'best_effort' or 'reliable'")
-    people_config(config)  # box source, fixed_roi and max_persons are checked there
+    """Settings that only make sense together; raises ParameterError."""
+    for f in fields(NodeConfig):
+        coerce(f.name, getattr(config, f.name))
+    try:
+        people_config(config)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+
+
+def check_update(config: NodeConfig, parameters: list[Parameter]) -> NodeConfig:
+    """The NodeConfig after a live change, or ParameterError with the reason (nothing applied)."""
+    changes = {}
+    for p in parameters:
+        if p.name not in SPECS:
+            raise ParameterError(f"'{p.name}' is not a parameter of this node")
+        if SPECS[p.name].read_only:
+            raise ParameterError(f"parameter '{p.name}' is read-only (set it at launch)")
+        changes[p.name] = coerce(p.name, p.value)
+    new = replace(config, **changes)
+    validate(new)
+    return new
 
 
 def people_config(config: NodeConfig) -> PeopleConfig:
     """The ROS-free people pipeline's settings from the node's parameters."""
-    names = {f.name for f in fields(PeopleConfig)}
-    values = {name: getattr(config, name) for name in names if name != "detector_providers"}
+    values = {name: getattr(config, name) for name in PEOPLE_PARAMETERS}
     providers = tuple(p.strip() for p in config.detector_providers.split(",") if p.strip())
     return PeopleConfig(detector_providers=providers, **values)

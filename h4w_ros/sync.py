@@ -32,6 +32,8 @@ __all__ = [
     "SimpleFilter",
     "Subscriber",
     "USING_MESSAGE_FILTERS",
+    "queued",
+    "reset_synchronizer",
     "stamp_nanoseconds",
 ]
 
@@ -165,3 +167,19 @@ except ImportError:
     SimpleFilter = LocalSimpleFilter
     Subscriber = LocalSubscriber
     USING_MESSAGE_FILTERS = False
+
+
+def reset_synchronizer(sync: Any) -> None:
+    """Forget every queued message (after a jump in time), for message_filters' synchroniser and
+    the local one alike: both keep one ``queues`` dict per input under ``lock``."""
+    with sync.lock:
+        for queue in sync.queues:
+            queue.clear()
+        if hasattr(sync, "_last_emitted"):
+            sync._last_emitted = [None] * len(sync.queues)
+
+
+def queued(sync: Any, index: int = 0) -> int:
+    """Messages of input ``index`` waiting in the synchroniser for their partners."""
+    with sync.lock:
+        return len(sync.queues[index])

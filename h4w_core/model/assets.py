@@ -105,21 +105,28 @@ def resolve_assets(
     smplx_dir: str | os.PathLike | None,
     allow_standin: bool = True,
     cache_dir: str | os.PathLike | None = None,
+    flags: tuple[str, str] = ("--checkpoint", "--smplx-dir"),
 ) -> Assets:
     """User assets when given (missing ones are errors, never silently replaced); stand-ins when
-    neither is given and allow_standin. Environment: H4W_CHECKPOINT, H4W_SMPLX_DIR."""
+    neither is given and allow_standin. Environment: H4W_CHECKPOINT, H4W_SMPLX_DIR.
+
+    flags: how the caller's users pass the two paths, named in error messages (the CLIs' flags;
+    the node says ``checkpoint:=`` and ``smplx_dir:=``).
+    """
+    checkpoint_flag, smplx_flag = flags
+    hint = CHECKPOINT_HINT.replace("--checkpoint", checkpoint_flag)
     checkpoint = checkpoint or os.environ.get("H4W_CHECKPOINT") or None
     smplx_dir = smplx_dir or os.environ.get("H4W_SMPLX_DIR") or None
     if checkpoint is None and smplx_dir is None:
         if not allow_standin:
-            raise FileNotFoundError(f"no checkpoint given. {CHECKPOINT_HINT}")
+            raise FileNotFoundError(f"no checkpoint given. {hint}")
         LOG.warning(STANDIN_WARNING)
         return ensure_standin_assets(cache_dir)
     if checkpoint is None or smplx_dir is None:
-        missing = "--checkpoint" if checkpoint is None else "--smplx-dir"
+        missing = checkpoint_flag if checkpoint is None else smplx_flag
         raise FileNotFoundError(f"{missing} is required when the other real asset is given (no mixing with stand-ins)")
     ckpt = Path(checkpoint).expanduser()
     if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {ckpt}. {CHECKPOINT_HINT}")
+        raise FileNotFoundError(f"checkpoint not found: {ckpt}. {hint}")
     smplx_file = find_smplx_file(smplx_dir)
     return Assets(ckpt, smplx_file.parent, standin=False)

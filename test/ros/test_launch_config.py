@@ -12,7 +12,7 @@ from conftest import require_rclpy
 
 require_rclpy()
 
-from h4w_ros.params import DESCRIPTIONS, NodeConfig, validate  # noqa: E402
+from h4w_ros.params import SPECS, NodeConfig, ParameterError, validate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,30 +22,31 @@ def test_config_file_sets_exactly_the_declared_parameters():
     params = data["h4w_node"]["ros__parameters"]
     declared = {f.name for f in fields(NodeConfig)}
     assert set(params) == declared
-    assert set(DESCRIPTIONS) == declared
+    assert set(SPECS) == declared
     defaults = NodeConfig()
     for name, value in params.items():
         default = getattr(defaults, name)
         assert isinstance(value, type(list(default)) if isinstance(default, tuple) else type(default)), name
+        assert (tuple(value) if isinstance(value, list) else value) == default, f"{name}: config/h4w.yaml {value!r}, code {default!r}"
     validate(NodeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}))
 
 
 def test_launch_file_runs_the_node_with_config_overrides_and_remaps():
+    """Static view of launch/h4w.launch.py (test_launch.py runs it with ros2 launch where launch is installed)."""
     source = (REPO / "launch" / "h4w.launch.py").read_text()
     tree = ast.parse(source)
     calls = {node.func.id: node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
-    node_call = calls["Node"]
-    kwargs = {k.arg: k.value for k in node_call.keywords}
+    kwargs = {k.arg: k.value for k in calls["Node"].keywords}
     assert ast.literal_eval(kwargs["package"]) == "h4w_ros"
     assert ast.literal_eval(kwargs["executable"]) == "h4w_node"
     assert ast.literal_eval(kwargs["name"]) == "h4w_node"
-    remaps = ast.unparse(kwargs["remappings"])
-    assert remaps == "[('image', value('image')), ('camera_info', value('camera_info'))]"
-    declared = {ast.literal_eval(c.args[0]) for c in ast.walk(tree)
-                if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "DeclareLaunchArgument"}
-    assert {"image", "camera_info", "config", "checkpoint", "smplx_dir", "device", "backend"} <= declared
-    overridable = next(n for n in ast.walk(tree) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "OVERRIDABLE")
-    assert set(ast.literal_eval(overridable.value)) <= {f.name for f in fields(NodeConfig)}
+    assert "OpaqueFunction" not in source  # declarative: `ros2 launch --print` shows the node
+    assigned = {n.targets[0].id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)}
+    arguments = set(ast.literal_eval(assigned["PARAMETER_ARGUMENTS"]))
+    assert arguments <= {f.name for f in fields(NodeConfig)}
+    assert {"allow_standin", "precision", "image_reliability", "use_depth", "box_source", "detector_model", "publish_markers",
+            "checkpoint", "smplx_dir", "device", "backend", "autostart"} <= arguments
+    assert set(ast.literal_eval(assigned["REMAPPED_INPUTS"])) == {"image", "camera_info", "detections", "depth"}
 
 
 def test_rviz_config_shows_markers_and_tf():
@@ -58,7 +59,7 @@ def test_rviz_config_shows_markers_and_tf():
 
 @pytest.mark.parametrize("bad", [{"box_source": "everything"}, {"backend": "magic"}, {"box_source": "fixed_roi"}])
 def test_contradictory_parameters_are_rejected(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ParameterError):
         validate(NodeConfig(**bad))
 
 
