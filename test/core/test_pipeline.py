@@ -1,0 +1,94 @@
+"""The ROS-free people pipeline: the tracker registry, non-finite outputs dropped and counted
+without poisoning a track's filters, configuration errors."""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from h4w_core.data import SAMPLE_PERSON_BOX, SAMPLE_PHOTO
+from h4w_core.inference.camera import Intrinsics
+from h4w_core.inference.estimator import WholeBodyEstimator
+from h4w_core.people.pipeline import PeopleConfig, PeoplePipeline
+from h4w_core.people.tracking import TRACKERS, Tracker, TrackerConfig, make_tracker, register_tracker
+
+
+class PoisonOnce:
+    """The real network, with one call's outputs replaced by NaN (a broken input's effect)."""
+
+    def __init__(self, network):
+        self.network = network
+        self.poison_next = False
+
+    def __call__(self, crops):
+        out = self.network(crops)
+        if self.poison_next:
+            self.poison_next = False
+            out = type(out)(*(torch.full_like(t, float("nan")) for t in out))
+        return out
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return cv2.imread(str(SAMPLE_PHOTO), cv2.IMREAD_COLOR)
+
+
+def test_non_finite_person_is_dropped_counted_and_its_filters_reset(standin_assets, photo):
+    estimator = WholeBodyEstimator(standin_assets.checkpoint, standin_assets.smplx_dir)
+    network = PoisonOnce(estimator.network)
+    estimator.network = network
+    pipeline = PeoplePipeline(PeopleConfig(box_source="fixed_roi", fixed_roi=SAMPLE_PERSON_BOX))
+    k = Intrinsics.default_for(photo.shape[1], photo.shape[0])
+    first = pipeline.process(estimator, photo, "bgr", k, stamp_s=0.0)
+    assert len(first.people) == 1 and first.non_finite == 0
+    track_id = first.people[0].track_id
+    assert track_id in pipeline.smoothers
+
+    network.poison_next = True
+    poisoned = pipeline.process(estimator, photo, "bgr", k, stamp_s=0.1)
+    assert poisoned.people == () and poisoned.non_finite == 1
+    assert track_id not in pipeline.smoothers  # the track's filter was reset, not fed NaN
+
+    after = pipeline.process(estimator, photo, "bgr", k, stamp_s=0.2)
+    assert len(after.people) == 1 and after.people[0].is_finite() and after.people[0].track_id == track_id
+    # restarted from the new sample: equal to an unfiltered estimate of the same frame
+    alone = estimator.predict(photo, [SAMPLE_PERSON_BOX], "bgr", intrinsics=k)[0]
+    np.testing.assert_allclose(after.people[0].vertices, alone.vertices, atol=1e-5)
+
+
+def test_a_registered_tracker_is_selected_by_name(standin_assets, photo):
+    built = []
+
+    class CountingTracker(Tracker):
+        def __init__(self, config):
+            super().__init__(config)
+            built.append(self)
+
+    register_tracker("counting", CountingTracker, TrackerConfig)
+    try:
+        assert isinstance(make_tracker("counting", max_age=3), CountingTracker)
+        pipeline = PeoplePipeline(PeopleConfig(box_source="full_frame", tracker="counting"))
+        assert pipeline.tracker is built[-1] and pipeline.tracker.config.max_age == 15
+    finally:
+        TRACKERS.pop("counting")
+    with pytest.raises(ValueError, match="unknown tracker"):
+        make_tracker("bytetrack")
+
+
+@pytest.mark.parametrize("roi", [(0.0, 0.0, float("nan"), 10.0), (0.0, 0.0, float("inf"), 10.0), (1.0, 2.0, 0.0, 5.0)])
+def test_unusable_fixed_roi_is_a_configuration_error(roi):
+    with pytest.raises(ValueError, match="fixed_roi"):
+        PeopleConfig(box_source="fixed_roi", fixed_roi=roi)
+
+
+def test_results_are_immutable(standin_estimator, photo):
+    (person,) = standin_estimator.predict(photo, [SAMPLE_PERSON_BOX], "bgr")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        person.vertices = person.vertices * 2
+    with pytest.raises(ValueError):
+        person.vertices[0, 0] = 1.0  # read-only arrays
+    moved = person.with_track(track_id=7)
+    assert moved.track_id == 7 and person.track_id == -1
