@@ -657,12 +657,15 @@ def main(argv: list[str] | None = None) -> int:
             node.close()
             node.destroy_node()
         rclpy.try_shutdown()
-    leftover = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and t.name.startswith("h4w_")]
-    if leftover:  # a frame or a model load still in C code: do not wait for it, and do not let
-        sys.stdout.flush()  # interpreter teardown under a running torch thread abort the process
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    # Leave without interpreter teardown: a frame or a model load may still be running in C code on
+    # a worker thread (teardown under it can abort), and teardown restores the default signal
+    # handlers, so a second Ctrl-C arriving meanwhile would kill the process with -2.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from h4w_core.inference.camera import Intrinsics
@@ -33,6 +34,8 @@ class PeopleConfig:
     detector_providers: tuple[str, ...] = ()
     detector_score_threshold: float = 0.5
     max_persons: int = 4
+    detector_every_n: int = 1  # run the detector on every n-th frame; the tracks' predictions in between
+    detector_scale: float = 1.0  # detect on the image scaled by this (boxes mapped back)
     tracking: bool = True
     tracker: str = "iou"  # a name registered in people.tracking.TRACKERS
     track_iou_threshold: float = 0.3
@@ -52,6 +55,10 @@ class PeopleConfig:
                 raise ValueError(f"fixed_roi must be [x, y, width, height], finite, with positive size, got {list(self.fixed_roi)}")
         if self.max_persons < 1:
             raise ValueError(f"max_persons must be >= 1, got {self.max_persons}")
+        if self.detector_every_n < 1:
+            raise ValueError(f"detector_every_n must be >= 1, got {self.detector_every_n}")
+        if not 0.05 <= self.detector_scale <= 1.0:
+            raise ValueError(f"detector_scale must be in [0.05, 1], got {self.detector_scale}")
 
     def smoother_config(self) -> SmootherConfig:
         return SmootherConfig(
@@ -59,6 +66,18 @@ class PeopleConfig:
             rotation=OneEuroConfig(min_cutoff=self.smoothing_min_cutoff, beta=self.smoothing_rotation_beta),
             shape=OneEuroConfig(min_cutoff=self.smoothing_min_cutoff, beta=0.0),
         )
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A frame's people before the network: their crops and identities, and what was dropped."""
+
+    crops: tuple
+    tracks: tuple[TrackInfo, ...]
+    boxes: int = 0
+    invalid_boxes: int = 0
+    unconfirmed: int = 0
+    detected: bool = True  # False when the boxes are the tracks' predictions (detector_every_n)
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,7 @@ class PeoplePipeline:
         self.smoothers = None
         if config.tracking and config.smoothing:
             self.smoothers = TrackSmoothers(config.smoother_config(), factory=EstimateSmoother)
+        self._frames = 0
 
     def boxes(self, image: np.ndarray, order: str, given: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(P, 4) x y w h boxes and (P,) scores, at most max_persons, best first.
@@ -111,23 +131,30 @@ class PeoplePipeline:
             keep = scores >= self.config.detector_score_threshold
             boxes, scores = boxes[keep], scores[keep]
         else:
-            found = self.detector.detect(image, channel_order=order)
-            boxes = np.array([d.bbox_xywh for d in found], dtype=np.float64).reshape(-1, 4)
-            scores = np.array([d.score for d in found], dtype=np.float64)
+            boxes, scores = self._detect(image, order)
         order_idx = np.argsort(-scores, kind="stable")[: self.config.max_persons]
         return boxes[order_idx], scores[order_idx]
 
-    def process(
-        self,
-        estimator: WholeBodyEstimator,
-        image: np.ndarray,
-        order: str,
-        intrinsics: Intrinsics,
-        stamp_s: float,
-        given: tuple[np.ndarray, np.ndarray] | None = None,
-        depth: np.ndarray | None = None,
-    ) -> FrameResult:
-        """Everything for one frame; depth: registered depth image (metres or millimetres) or None."""
+    def _detect(self, image: np.ndarray, order: str) -> tuple[np.ndarray, np.ndarray]:
+        """The detector on every n-th frame (on the image scaled by detector_scale); in between the
+        confirmed tracks' constant-velocity predictions stand in for it."""
+        cfg = self.config
+        self._frames += 1
+        if cfg.detector_every_n > 1 and (self._frames - 1) % cfg.detector_every_n and self.tracker is not None:
+            predicted = [t.predicted() for t in getattr(self.tracker, "tracks", []) if t.track_id >= 0]
+            if predicted:
+                cxcywh = np.array(predicted, dtype=np.float64)
+                boxes = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2.0, cxcywh[:, 2:]], axis=1)
+                return boxes, np.ones(len(boxes))
+        scale = cfg.detector_scale
+        small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        found = self.detector.detect(small, channel_order=order)
+        boxes = np.array([d.bbox_xywh for d in found], dtype=np.float64).reshape(-1, 4) / scale
+        return boxes, np.array([d.score for d in found], dtype=np.float64)
+
+    def prepare(self, estimator: WholeBodyEstimator, image: np.ndarray, order: str,
+                given: tuple[np.ndarray, np.ndarray] | None = None) -> PreparedFrame:
+        """Boxes, crops and track ids (everything before the network); not thread-safe with itself."""
         boxes, scores = self.boxes(image, order, given)
         finite = np.all(np.isfinite(boxes), axis=1) & np.isfinite(scores)
         crops, kept = estimator.crops(image, boxes[finite], order, skip_invalid=True)
@@ -139,8 +166,13 @@ class PeoplePipeline:
             confirmed = [k for k, track_id in enumerate(ids) if track_id >= 0]
             tracks = [replace(tracks[k], track_id=int(ids[k])) for k in confirmed]
             crops = [crops[k] for k in confirmed]
-        unconfirmed = len(kept) - len(tracks)
-        estimates = estimator.estimate(crops, tracks)
+        return PreparedFrame(tuple(crops), tuple(tracks), boxes=len(boxes), invalid_boxes=invalid,
+                             unconfirmed=len(kept) - len(tracks))
+
+    def finish(self, estimator: WholeBodyEstimator, prepared: PreparedFrame, intrinsics: Intrinsics, stamp_s: float,
+               depth: np.ndarray | None = None) -> FrameResult:
+        """The network, smoothing, posing and depth placement of a prepared frame."""
+        estimates = estimator.estimate(prepared.crops, prepared.tracks)
         ok = [e.params.is_finite() and bool(np.all(np.isfinite(e.bbox_xywh))) for e in estimates]
         good = [e for e, fine in zip(estimates, ok) if fine]
         non_finite = len(estimates) - len(good)
@@ -156,11 +188,33 @@ class PeoplePipeline:
         non_finite += len(results) - len(people)
         if self.smoothers is not None and self.tracker is not None:
             self.smoothers.retain(self.tracker.active_ids())
-        return FrameResult(people, boxes=len(boxes), invalid_boxes=invalid, non_finite=non_finite, unconfirmed=unconfirmed)
+        return FrameResult(people, boxes=prepared.boxes, invalid_boxes=prepared.invalid_boxes, non_finite=non_finite,
+                           unconfirmed=prepared.unconfirmed)
+
+    def process(
+        self,
+        estimator: WholeBodyEstimator,
+        image: np.ndarray,
+        order: str,
+        intrinsics: Intrinsics,
+        stamp_s: float,
+        given: tuple[np.ndarray, np.ndarray] | None = None,
+        depth: np.ndarray | None = None,
+    ) -> FrameResult:
+        """Everything for one frame; depth: registered depth image (metres or millimetres) or None."""
+        return self.finish(estimator, self.prepare(estimator, image, order, given), intrinsics, stamp_s, depth)
 
     def reset(self) -> None:
         """Forget tracks and filter states (after a jump in time: a looping bag, a camera resync)."""
+        self.reset_tracks()
+        self.reset_filters()
+
+    def reset_tracks(self) -> None:
+        """The half of reset() that belongs with prepare()."""
         if self.tracker is not None:
             self.tracker.reset()
+
+    def reset_filters(self) -> None:
+        """The half of reset() that belongs with finish()."""
         if self.smoothers is not None:
             self.smoothers.clear()
