@@ -51,9 +51,11 @@ from h4w_ros.detections import detection_boxes, detections_type
 from h4w_ros.diagnostics import LOSSES, CauseLog, FrameCounters, rate_hz
 from h4w_ros.frames import person_key
 from h4w_ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
+from h4w_ros.markers import MarkerThread
 from h4w_ros.msg import WholeBodyMeshArray
 from h4w_ros.params import PEOPLE_PARAMETERS, NodeConfig, ParameterError, check_update, declare_and_read, people_config
 from h4w_ros.qos import image_qos
+from h4w_ros.stages import Stage, limiting_stage
 from h4w_ros.stamps import JUMP_AHEAD, JUMP_BACK, ZERO, StampGuard, sane_latency_ms
 from h4w_ros.sync import ApproximateTimeSynchronizer, SimpleFilter, Subscriber, queued, reset_synchronizer, stamp_nanoseconds
 from h4w_ros.tf_compat import make_transform_broadcaster
@@ -65,6 +67,7 @@ OVERLAY_TOPIC = "human/wholebody/overlay"
 NETWORK_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
 NO_IMAGES_HINT_S = 5.0  # publishers present this long but no image: say what to change
 WORKER_JOIN_S = 2.0  # a frame still in the network after this at shutdown is abandoned
+COARSE_TRIANGLES = 3000  # marker_mesh coarse: the display mesh's size
 
 
 def camera_intrinsics(info: CameraInfo) -> Intrinsics | None:
@@ -86,12 +89,13 @@ class WholeBodyNode(LifecycleNode):
         self.log = CauseLog(self.get_logger())
         self.counts = FrameCounters()
         self.stamps = StampGuard(self.config.stamp_jump_threshold)
-        self.wake = threading.Condition()
-        self.pending: dict | None = None  # newest frame waiting for the worker
-        self.running = False  # worker loop on; False: stop quietly
-        self.worker: threading.Thread | None = None
-        self.reset_people = False  # set on a jump in time, applied by the worker
-        self.rebuild_people = False  # set by a live parameter change, applied by the worker
+        self.running = False  # stages on; False: stop quietly
+        self.stages: list[Stage] = []
+        self.markers: MarkerThread | None = None
+        self.reset_tracks = False  # set on a jump in time, applied by the prepare stage
+        self.reset_filters = False  # ... and by the network stage
+        self.rebuild_people = False  # set by a live parameter change, applied by the prepare stage
+        self.display_faces: np.ndarray | None = None  # marker triangles (marker_mesh)
         self.state_error = ""  # why the last transition failed ('' = none)
         self.model_error = ""
         self.activated_at = 0.0
@@ -100,7 +104,6 @@ class WholeBodyNode(LifecycleNode):
         self.estimator = None
         self.people: PeoplePipeline | None = None
         self.standin = False
-        self.previous_keys: set[str] = set()
         self.latest: dict[str, object] = {}  # newest message per non-image input (zero-stamp pairing)
         self.inputs: list = []
         self.sync = None
@@ -159,10 +162,10 @@ class WholeBodyNode(LifecycleNode):
             return self._failed("activate", self.model_error)
         self._publish_faces()
         self._subscribe(self._choose_reliability())
+        self.display_faces = self._display_faces()
         self.running = True
         gc.freeze()  # model and library objects are permanent: keep them out of collector scans
-        self.worker = threading.Thread(target=self._work, name="h4w_inference", daemon=True)
-        self.worker.start()
+        self._start_stages()
         self.activated_at = time.monotonic()
         self.get_logger().info(
             f"h4w_node active: box_source={self.config.box_source} backend={self.config.backend}/{self.config.precision} "
@@ -171,7 +174,7 @@ class WholeBodyNode(LifecycleNode):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._unsubscribe()
-        self._stop_worker()
+        self._stop_stages()
         self._release_model()
         return self._entered("inactive")
 
@@ -202,7 +205,7 @@ class WholeBodyNode(LifecycleNode):
     def close(self) -> None:
         """Stop everything quietly (shutdown): no more publishing, no errors for a frame in flight."""
         self._unsubscribe()
-        self._stop_worker()
+        self._stop_stages()
         self._release_model()
         self._drop_outputs()
 
@@ -302,7 +305,7 @@ class WholeBodyNode(LifecycleNode):
             with self.counts.lock:
                 self.counts.stamp_jumps += 1
             reset_synchronizer(self.sync)
-            self.reset_people = True
+            self.reset_tracks = self.reset_filters = True
             direction = "ahead" if check.kind == JUMP_AHEAD else "back"
             self.log.report(check.kind, f"image stamp jumped {check.jump_s:+.3f} s ({direction}) from the previous frame "
                                         f"(a looping bag, a camera clock resync): synchroniser and tracks reset")
@@ -330,14 +333,11 @@ class WholeBodyNode(LifecycleNode):
 
     def _enqueue(self, frame: dict, zero_stamp: bool = False) -> None:
         frame["zero_stamp"] = zero_stamp
-        with self.wake:
-            with self.counts.lock:
-                if self.pending is not None:
-                    self.counts.losses["newest_wins_dropped"] += 1
-                else:
-                    self.counts.in_flight += 1
-            self.pending = frame
-            self.wake.notify()
+        if not self.stages:
+            return
+        with self.counts.lock:
+            self.counts.in_flight += 1
+        self.stages[0].put(frame)
 
     def _check_inputs(self) -> None:
         """Once a second: missing camera_info, a camera nobody hears, QoS to match, a second publisher."""
@@ -368,39 +368,33 @@ class WholeBodyNode(LifecycleNode):
             self.log.report("duplicate_output", f"another node also publishes {self.pubs['mesh'].topic_name}: two h4w nodes on "
                                                 "one camera? Run each in its own namespace (launch argument namespace:=...)")
 
-    # ---- worker ------------------------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            with self.wake:
-                while self.pending is None and self.running:
-                    self.wake.wait(timeout=0.5)
-                if not self.running:
-                    return
-                frame, self.pending = self.pending, None
-            outcome = "failed"
-            try:
-                outcome = self._process(frame)
-            except Exception as exc:  # the worker must survive any single bad frame
-                if not self.running:
-                    return  # shutting down: a frame in flight is abandoned quietly
-                self.log.report(f"failed:{type(exc).__name__}", f"frame skipped: {type(exc).__name__}: {exc}", "error")
-            finally:
-                self.counts.finish(outcome)
+    # ---- stages ------------------------------------------------------------------------
+    def _start_stages(self) -> None:
+        """prepare (image, boxes, tracks) -> network (estimate, smooth, pose, depth) -> output
+        (messages, TF); markers on their own thread at marker_rate from the newest result."""
+        on_end, on_error = self.counts.finish, self._stage_failed
+        output = Stage("output", self._output, on_end, on_error)
+        network = Stage("network", self._infer, on_end, on_error, downstream=output)
+        prepare = Stage("prepare", self._prepare, on_end, on_error, downstream=network)
+        self.stages = [prepare, network, output]
+        for stage in self.stages:
+            stage.start()
+        self.markers = MarkerThread(self)
+        self.markers.start()
 
-    def _stop_worker(self) -> None:
-        with self.wake:
-            self.running = False
-            if self.pending is not None:
-                self.pending = None
-                self.counts.finish("not_ready")
-            self.wake.notify_all()
-        if self.worker is not None:
-            self.worker.join(timeout=WORKER_JOIN_S)
-            if not self.worker.is_alive():
-                self.worker = None
+    def _stop_stages(self) -> None:
+        self.running = False
+        for stage in self.stages:
+            stage.stop(WORKER_JOIN_S)
+        if self.markers is not None:
+            self.markers.stop(WORKER_JOIN_S)
+        self.stages, self.markers = [], None
 
-    def _process(self, frame: dict) -> str:
-        """One frame through the people pipeline and out; returns its fate (processed or a loss)."""
+    def _stage_failed(self, stage: str, exc: Exception) -> None:
+        self.log.report(f"failed:{stage}:{type(exc).__name__}", f"frame skipped in {stage}: {type(exc).__name__}: {exc}", "error")
+
+    def _prepare(self, frame: dict):
+        """Image conversion, camera, person boxes, crops and track ids."""
         estimator, people = self.estimator, self.people
         if estimator is None or people is None:
             return "not_ready"
@@ -418,28 +412,47 @@ class WholeBodyNode(LifecycleNode):
         if order == "mono":
             image, order = np.repeat(image[:, :, None], 3, axis=2), "rgb"
         height, width = image.shape[:2]
-        intrinsics = self._intrinsics(info, width, height)
         stamp_ns = stamp_nanoseconds(image_msg)
-        now_ns = self.get_clock().now().nanoseconds
-        stamp_s = (now_ns if frame["zero_stamp"] else stamp_ns) * 1e-9
-        depth = self._registered_depth(frame["depth"], (height, width)) if "depth" in frame else None
-        given = detection_boxes(frame.get("detections")) if self.config.box_source == "detections" else None
+        stamp_s = (self.get_clock().now().nanoseconds if frame["zero_stamp"] else stamp_ns) * 1e-9
         if self.rebuild_people:
             self._rebuild_people()
             people = self.people
-        if self.reset_people:
-            self.reset_people = False
-            people.reset()
-        result = people.process(estimator, image, order, intrinsics, stamp_s, given=given, depth=depth)
-        self._account(result)
-        if not self.running:
+        if self.reset_tracks:
+            self.reset_tracks = False
+            people.reset_tracks()
+        given = detection_boxes(frame.get("detections")) if self.config.box_source == "detections" else None
+        return {
+            "header": image_msg.header, "image": image, "order": order, "stamp_ns": stamp_ns, "stamp_s": stamp_s,
+            "intrinsics": self._intrinsics(info, width, height), "started": started, "people": people,
+            "depth": self._registered_depth(frame["depth"], (height, width)) if "depth" in frame else None,
+            "prepared": people.prepare(estimator, image, order, given),
+        }
+
+    def _infer(self, item: dict):
+        """The network, smoothing, posing and depth placement."""
+        estimator = self.estimator
+        if estimator is None:
             return "not_ready"
-        self._publish(image_msg.header, list(result.people), image, order, intrinsics)
+        people = item["people"]
+        if self.reset_filters:
+            self.reset_filters = False
+            people.reset_filters()
+        item["result"] = people.finish(estimator, item["prepared"], item["intrinsics"], item["stamp_s"], item["depth"])
+        self._account(item["result"])
+        return item
+
+    def _output(self, item: dict) -> str:
+        """Messages and TF (markers follow on their own thread)."""
+        if not self.running or self.estimator is None:
+            return "not_ready"
+        results = list(item["result"].people)
+        self._publish(item["header"], results, item["image"], item["order"], item["intrinsics"])
+        self.markers.offer(item["header"], results)
         done = time.monotonic()
-        latency = sane_latency_ms(self.get_clock().now().nanoseconds, stamp_ns, self.config.stamp_jump_threshold)
+        latency = sane_latency_ms(self.get_clock().now().nanoseconds, item["stamp_ns"], self.config.stamp_jump_threshold)
         with self.counts.lock:
             self.counts.published.append(done)
-            self.counts.processing_ms.append((done - started) * 1000.0)
+            self.counts.processing_ms.append((done - item["started"]) * 1000.0)
             if latency is not None:
                 self.counts.latencies_ms.append(latency)
         return "processed"
@@ -516,20 +529,21 @@ class WholeBodyNode(LifecycleNode):
             for r, key in zip(results, keys):
                 transforms += messages.person_transforms(r, header, key)
             self.tf.sendTransform(transforms)
-        gone = sorted(self.previous_keys - set(keys))
-        self.previous_keys = set(keys)
-        if config.publish_markers:
-            markers = messages.delete_markers(header, gone)
-            for i, (r, key) in enumerate(zip(results, keys)):
-                colour = r.track_id if r.track_id >= 0 else i
-                markers += messages.person_markers(r, header, key, self.estimator.faces, self.estimator.skeleton_parents, colour,
-                                                   config.marker_lifetime, config.marker_face_stride)
-            if markers:
-                self.pubs["markers"].publish(messages.marker_array(markers))
         if config.publish_overlay:
             bgr = image[:, :, ::-1] if order == "rgb" else image
             canvas = render_overlay(bgr, results, self.estimator.faces, intrinsics, self.standin)
             self.pubs["overlay"].publish(numpy_to_image(np.ascontiguousarray(canvas), "bgr8", header))
+
+    def _display_faces(self) -> np.ndarray:
+        """The triangles the mesh marker draws: all of SMPL-X, or a coarse display mesh whose
+        corners are vertices of the full posed mesh (derived once, no second posing)."""
+        faces = self.estimator.faces
+        if self.config.marker_mesh == "full":
+            return faces
+        from h4w_core.io.display_mesh import coarse_faces
+
+        template = self.estimator.body_model.layer.v_template.detach().cpu().numpy()
+        return coarse_faces(template, faces, max_triangles=COARSE_TRIANGLES)
 
     def _drop_outputs(self) -> None:
         for pub in self.pubs.values():
@@ -593,6 +607,12 @@ class WholeBodyNode(LifecycleNode):
             idle_for = now - max(c.last_person_time, self.activated_at)
             non_finite_recent = c.last_non_finite_time and now - c.last_non_finite_time < max(10.0, 3 * self.config.diagnostics_period)
             empty_reason = c.last_empty_reason
+        for stage in [*self.stages, *([self.markers] if self.markers else [])]:
+            ms = stage.median_ms()
+            values[f"stage_{stage.name}_ms"] = f"{ms:.1f}" if ms is not None else "nan"
+            if isinstance(stage, Stage):
+                values[f"stage_{stage.name}_dropped"] = str(stage.dropped)
+        values["limiting_stage"] = limiting_stage(self.stages)
         values.update({"backend": self.config.backend, "precision": self.config.precision, "device": self.config.device,
                        "box_source": self.config.box_source, "standin_assets": str(self.standin)})
         status = DiagnosticStatus(name=f"{self.get_name()}: whole-body estimation", hardware_id=self.config.device)

@@ -46,6 +46,8 @@ class NodeConfig:
     detector_providers: str = ""
     detector_score_threshold: float = 0.5
     max_persons: int = 4
+    detector_every_n: int = 1
+    detector_scale: float = 1.0
     image_reliability: str = "auto"
     sync_slop: float = 0.05
     sync_queue_size: int = 10
@@ -68,6 +70,8 @@ class NodeConfig:
     publish_tf: bool = True
     publish_overlay: bool = False
     frame_prefix: str = ""
+    marker_rate: float = 10.0
+    marker_mesh: str = "coarse"
     marker_face_stride: int = 1
     marker_lifetime: float = 1.0
     diagnostics_period: float = 1.0
@@ -99,6 +103,8 @@ SPECS: dict[str, Spec] = {
     "detector_providers": Spec("ONNX Runtime execution providers for detector 'onnx', comma-separated in order of preference, "
                                "e.g. 'TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider' ('' = CUDA, then CPU).", read_only=True),
     "detector_score_threshold": Spec("Minimum detector score of a person box.", low=0.0, high=1.0),
+    "detector_every_n": Spec("Run the person detector on every n-th frame; the tracks' predictions stand in between (needs tracking).", low=1, high=100),
+    "detector_scale": Spec("Detect persons on the image scaled by this factor (faster, misses small people); boxes are mapped back.", low=0.05, high=1.0),
     "max_persons": Spec("Most persons per frame sent through the network (highest scores kept).", low=1, high=64),
     "image_reliability": Spec("Image/camera_info/depth QoS reliability: 'auto' (match the camera's publisher: reliable when it is), "
                               "'best_effort' (sensor data) or 'reliable'.", read_only=True, choices=IMAGE_RELIABILITIES),
@@ -127,6 +133,9 @@ SPECS: dict[str, Spec] = {
     "publish_tf": Spec("Broadcast TF frames for pelvis, wrists and finger joints."),
     "publish_overlay": Spec("Publish a debug image with the meshes drawn on human/wholebody/overlay."),
     "frame_prefix": Spec("Prefix of every TF frame name the node broadcasts (e.g. 'cam_left/'), so two nodes never collide.", read_only=True),
+    "marker_rate": Spec("Most RViz marker frames per second, built on their own thread from the newest result (Hz).", low=0.1, high=100.0),
+    "marker_mesh": Spec("Mesh marker: 'coarse' (a display mesh of at most 3,000 triangles on the posed vertices) or 'full' (20,908).",
+                        read_only=True, choices=("full", "coarse")),
     "marker_face_stride": Spec("Draw every n-th mesh triangle in the RViz marker (1 = all).", low=1, high=100),
     "marker_lifetime": Spec("Marker lifetime (s), so markers of a stopped node vanish.", low=0.0, high=60.0),
     "diagnostics_period": Spec("Period (s) of /diagnostics messages.", low=0.1, high=60.0),

@@ -59,7 +59,7 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     markers = [m for arr in recorder.rec.markers for m in arr.markers if m.header.stamp == header.stamp]
     mesh = next(m for m in markers if m.ns == "h4w_mesh")
     bones = next(m for m in markers if m.ns == "h4w_skeleton")
-    assert mesh.type == mesh.TRIANGLE_LIST and len(mesh.points) == 20908 * 3
+    assert mesh.type == mesh.TRIANGLE_LIST and 0 < len(mesh.points) <= 3000 * 3 and len(mesh.points) % 3 == 0  # marker_mesh coarse
     assert bones.type == bones.LINE_LIST and len(bones.points) == 54 * 2
     faces = np.asarray(recorder.rec.faces.data).reshape(-1, 3)
     assert faces.shape == (20908, 3) and faces.max() < 10475

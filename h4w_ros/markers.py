@@ -1,0 +1,90 @@
+"""RViz markers off the critical path: built on their own thread from the newest result, at most
+marker_rate times a second, so a slow marker build never delays /human/wholebody or /tf."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from h4w_ros import messages
+from h4w_ros.frames import person_key
+
+
+class MarkerThread:
+    """Publishes mesh/skeleton markers (and DELETEs for people gone) for the newest offered result."""
+
+    def __init__(self, node):
+        self.node = node
+        self.ms: deque = deque(maxlen=100)
+        self.name = "markers"
+        self._latest = None  # (header, results) not drawn yet
+        self._previous_keys: set[str] = set()
+        self._cond = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name="h4w_markers", daemon=True)
+        self._thread.start()
+
+    def offer(self, header, results) -> None:
+        """The newest result; an undrawn older one is simply replaced."""
+        with self._cond:
+            self._latest = (header, results)
+            self._cond.notify()
+
+    def stop(self, timeout: float) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def median_ms(self) -> float | None:
+        return sorted(self.ms)[len(self.ms) // 2] if self.ms else None
+
+    def _loop(self) -> None:
+        next_time = 0.0
+        while True:
+            with self._cond:
+                while self._running and self._latest is None:
+                    self._cond.wait(timeout=0.5)
+                if not self._running:
+                    return
+            delay = next_time - time.monotonic()
+            if delay > 0:  # at most marker_rate frames a second
+                time.sleep(delay)
+            with self._cond:
+                if not self._running:
+                    return
+                latest, self._latest = self._latest, None
+            if latest is None:
+                continue
+            started = time.perf_counter()
+            try:
+                self._publish(*latest)
+            except Exception as exc:  # never let a marker problem stop the markers for good
+                if not self._running:
+                    return
+                self.node.log.report(f"markers:{type(exc).__name__}", f"markers not published: {type(exc).__name__}: {exc}", "error")
+            self.ms.append((time.perf_counter() - started) * 1000.0)
+            next_time = time.monotonic() + 1.0 / self.node.config.marker_rate
+
+    def _publish(self, header, results) -> None:
+        node, config = self.node, self.node.config
+        estimator, publisher = node.estimator, node.pubs.get("markers")
+        if estimator is None or publisher is None:
+            return
+        keys = [person_key(r.track_id, i) for i, r in enumerate(results)]
+        gone = sorted(self._previous_keys - set(keys))
+        self._previous_keys = set(keys)
+        if not config.publish_markers:
+            return
+        markers = messages.delete_markers(header, gone)
+        for i, (r, key) in enumerate(zip(results, keys)):
+            colour = r.track_id if r.track_id >= 0 else i
+            markers += messages.person_markers(r, header, key, node.display_faces, estimator.skeleton_parents, colour,
+                                               config.marker_lifetime, config.marker_face_stride)
+        if markers:
+            publisher.publish(messages.marker_array(markers))

@@ -1,0 +1,105 @@
+"""Concurrent stages joined by one-item slots: the frame rate is set by the slowest stage, not by
+the sum of them.
+
+Each stage is one thread taking the newest item from its slot; an item that arrives while
+another still waits replaces it (newest wins, counted per stage), so nothing queues up, and
+with one thread per stage the items leave every stage in the order they entered it.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+DONE = object()  # a stage's return value that ends the item without passing it on
+
+
+class Stage:
+    """One worker thread fed from a newest-wins slot.
+
+    ``work(item)`` returns the item for ``downstream``, a fate string (the item ends: 'processed'
+    or a loss cause), or DONE. ``on_end(fate)`` is told how every item ended, once; ``on_error``
+    gets exceptions of ``work`` (the item then ends as 'failed').
+    """
+
+    def __init__(self, name: str, work: Callable[[Any], Any], on_end: Callable[[str], None],
+                 on_error: Callable[[str, Exception], None], downstream: Stage | None = None):
+        self.name = name
+        self.work = work
+        self.on_end = on_end
+        self.on_error = on_error
+        self.downstream = downstream
+        self.dropped = 0  # items replaced in this stage's slot
+        self.ms: deque = deque(maxlen=100)
+        self._slot: Any = None
+        self._full = False
+        self._cond = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name=f"h4w_{self.name}", daemon=True)
+        self._thread.start()
+
+    def put(self, item: Any) -> None:
+        """Hand an item in; an item still waiting is dropped (its end reported as newest_wins_dropped)."""
+        with self._cond:
+            replaced = self._full
+            self._slot, self._full = item, True
+            if replaced:
+                self.dropped += 1
+            self._cond.notify()
+        if replaced:
+            self.on_end("newest_wins_dropped")
+
+    def stop(self, timeout: float) -> bool:
+        """Stop taking items; True when the thread has ended within ``timeout`` seconds."""
+        with self._cond:
+            self._running = False
+            waiting, self._full, self._slot = self._full, False, None
+            self._cond.notify_all()
+        if waiting:
+            self.on_end("not_ready")
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def median_ms(self) -> float | None:
+        return statistics.median(self.ms) if self.ms else None
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._full and self._running:
+                    self._cond.wait(timeout=0.5)
+                if not self._running:
+                    return
+                item, self._slot, self._full = self._slot, None, False
+            started = time.perf_counter()
+            try:
+                out = self.work(item)
+            except Exception as exc:  # a stage must survive any single bad item
+                if not self._running:
+                    return  # shutting down: an item in flight is abandoned quietly
+                self.on_error(self.name, exc)
+                out = "failed"
+            self.ms.append((time.perf_counter() - started) * 1000.0)
+            if isinstance(out, str):
+                self.on_end(out)
+            elif out is not DONE and self.downstream is not None:
+                self.downstream.put(out)
+
+
+def limiting_stage(stages: list[Stage]) -> str:
+    """The stage with the largest median time (the one that sets the frame rate)."""
+    timed = [(s.median_ms(), s.name) for s in stages if s.median_ms() is not None]
+    return max(timed)[1] if timed else ""
