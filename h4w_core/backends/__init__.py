@@ -12,6 +12,8 @@ a torch-only install never imports onnxruntime or TensorRT)::
 ``torch_compiled`` torch.jit.trace + freeze + optimize_for_inference (oneDNN / cuDNN fusion)
 ``onnxruntime``    ONNX Runtime: CPU EP; CUDA or TensorRT EP when installed (device 'cuda')
 ``tensorrt``       TensorRT engine from the exported ONNX, via the engine cache (CUDA only)
+``emulated``       no network: recorded outputs after a fixed sleep, for measuring the node's own
+                   costs (delay: ``$H4W_EMULATED_NETWORK_MS``; outputs do not depend on the image)
 =================  =======================================================================
 
 The runner protocol and the errors live in :mod:`h4w_core.backends.base`; docs/BACKENDS.md has
@@ -37,6 +39,7 @@ _REGISTRY: Dict[str, Tuple[str, str]] = {
     "torch_compiled": ("h4w_core.backends.torch_runner", "CompiledTorchRunner"),
     "onnxruntime": ("h4w_core.backends.ort_runner", "OnnxRuntimeRunner"),
     "tensorrt": ("h4w_core.backends.trt_runner", "TensorRTNetworkRunner"),
+    "emulated": ("h4w_core.backends.emulated", "EmulatedRunner"),
 }
 BACKENDS: Tuple[str, ...] = tuple(_REGISTRY)
 

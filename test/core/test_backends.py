@@ -119,7 +119,7 @@ def _errors(got: NetworkOutput, ref: NetworkOutput, rows=slice(None)) -> dict:
 
 # ------------------------------------------------------------------------------------ registry
 def test_registry_names_and_unknown_backend():
-    assert BACKENDS == ("torch", "torch_compiled", "onnxruntime", "tensorrt")
+    assert BACKENDS == ("torch", "torch_compiled", "onnxruntime", "tensorrt", "emulated")
     with pytest.raises(UnknownBackendError, match="supported: torch, torch_compiled, onnxruntime, tensorrt"):
         make_runner("openvino", "x.pth.tar")
     with pytest.raises(TypeError):  # AutoBackend convention: unknown format is a TypeError
