@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install ROS 2 (PyPI wheels) into an existing Python venv and build the project's interfaces
-# (h4w_ros/msg, plus the tf2_msgs stand-in where the real tf2_msgs is absent) into it.
+# (h4w_ros/msg, plus the tf2_msgs stand-in where the real tf2_msgs is absent) into it; then make
+# the venv prefix an ament prefix holding h4w_ros (share/h4w_ros launch, config, package.xml, the
+# ament index marker, lib/h4w_ros launchers), so `ros2 run/launch h4w_ros ...` work there.
 #
 #   usage: scripts/setup_ros.sh VENV          e.g. scripts/setup_ros.sh .venv
 #
@@ -10,10 +12,12 @@
 # on a machine with apt ROS use colcon instead (docs/ROS_BUILD.md).
 # Env: H4W_ROS_BUILD_DIR  build folder (default VENV/var/h4w_ros_build)
 #      H4W_ROS_WHEELS     extra pip requirement specifiers, space-separated (e.g. pins)
+#      H4W_ROS_WHEELS_DIR folder of upstream ROS wheels to add, CI/test only (default
+#                         REPO/../shared/ros/wheels where it exists; empty: never)
 set -euo pipefail
 
 if [[ $# -ne 1 || "$1" == -h || "$1" == --help ]]; then
-  sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 VENV=$(cd "$1" 2>/dev/null && pwd) || { echo "setup_ros: no such venv folder: $1" >&2; exit 2; }
@@ -74,6 +78,33 @@ done_step "system tools"
 "$PY" -m pip install -q "${RUNTIME_WHEELS[@]}" "${BUILD_WHEELS[@]}" ${H4W_ROS_WHEELS:-}
 done_step "pip wheels"
 
+# --- 2b. upstream ROS wheels (CI/test only) --------------------------------------------------
+# Where this workplace provides them (../shared/ros/wheels: launch, launch_ros, ros2cli, tf2_ros,
+# message_filters, tf2_msgs, vision_msgs, ...; see its README), install them so that tests run
+# against the real packages a user's apt ROS has. A user's machine never needs them. Before step 4:
+# with the real tf2_msgs importable, the project's tf2_msgs stand-in is not built.
+WHEELS_DIR=${H4W_ROS_WHEELS_DIR-$REPO/../shared/ros/wheels}
+UPSTREAM_DEPS=(  # their runtime dependencies, from PyPI (the wheels README's list)
+  ros-lifecycle-msgs ros-rcl-interfaces ros-action-msgs ros-diagnostic-msgs
+  osrf-pycommon lark-parser psutil packaging pyyaml argcomplete catkin-pkg numpy
+)
+if [[ -n "$WHEELS_DIR" ]] && compgen -G "$WHEELS_DIR/*.whl" >/dev/null; then
+  WHEELS_DIR=$(cd "$WHEELS_DIR" && pwd)
+  echo "[setup] installing upstream ROS wheels from $WHEELS_DIR (CI/test only)"
+  "$PY" -m pip install -q "${UPSTREAM_DEPS[@]}"
+  # --no-deps: launch_ros declares "ament_index_python", which PyPI names ros-ament-index-python.
+  # Never PyPI "lark" (lark-parser writes the same lark/ folder) nor PyPI "launch" (unrelated).
+  "$PY" -m pip install -q --no-deps "$WHEELS_DIR"/*.whl
+  if "$PY" -m pip show -q lark >/dev/null 2>&1; then
+    echo "setup_ros: PyPI 'lark' is installed beside 'lark-parser' (both write lark/): pip uninstall lark" >&2
+    exit 1
+  fi
+  UPSTREAM=1
+  done_step "upstream ROS wheels"
+else
+  UPSTREAM=0
+fi
+
 # --- 3. fix the wheels' CMake exports (they name the wheel builder's Python/numpy includes) --
 "$PY" - "$VENV" <<'PYEOF'
 import glob, os, re, sys, sysconfig
@@ -113,6 +144,10 @@ cmake_pkg() {  # name source-dir extra-cmake-args...
   local name=$1 src=$2; shift 2
   local build="$BUILD_ROOT/$name"
   log "building $name"
+  # a build folder configured from another checkout (the repository moved) cannot be reused
+  if [[ -f "$build/CMakeCache.txt" ]] && ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$src" "$build/CMakeCache.txt"; then
+    rm -rf "$build"
+  fi
   cmake -S "$src" -B "$build" -G Ninja -Wno-dev \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$VENV" -DCMAKE_PREFIX_PATH="$VENV" \
     -DPython3_EXECUTABLE="$PY" -DPython3_FIND_VIRTUALENV=ONLY -DBUILD_TESTING=OFF "$@" >/dev/null
@@ -155,4 +190,97 @@ assert len(WholeBodyMesh().body_pose) == 63
 serialize_message(WholeBodyMeshArray(people=[WholeBodyMesh()]))
 print("[setup_ros] imports OK: rclpy, h4w_ros.msg, tf2_msgs.msg")
 ')
-log "done in $((SECONDS - T0)) s: $VENV (then: $PY -m pip install -e $REPO)"
+if [[ $UPSTREAM == 1 ]]; then
+  (cd / && "$PY" -c '
+import launch, launch_ros, message_filters, ros2cli, tf2_ros, vision_msgs.msg  # noqa: F401
+from tf2_msgs.msg import TF2Error  # only the real tf2_msgs has it
+print("[setup_ros] upstream imports OK: launch, launch_ros, ros2cli, tf2_ros, message_filters, vision_msgs, tf2_msgs")
+')
+fi
+
+# --- 6. h4w_ros as an ament package in the venv prefix (pip path) ----------------------------
+# What colcon's install space has, so that `ros2 run h4w_ros h4w_node`, `ros2 launch h4w_ros
+# h4w.launch.py` and `ros2 pkg prefix h4w_ros` work with AMENT_PREFIX_PATH=VENV:
+#   share/h4w_ros/{launch,config}/*  one symlink per repository file (edits show up at once; a
+#                                    folder symlink would not do: ros2 launch's os.walk skips it)
+#   share/h4w_ros/package.xml, share/ament_index/resource_index/packages/h4w_ros  copies
+#   lib/h4w_ros/<executable>         launchers using this venv's Python (CMakeLists.txt's list)
+"$PY" - "$REPO" "$VENV" "$PY" <<'PYEOF'
+import os, re, shutil, sys
+
+repo, venv, python = sys.argv[1:]
+share = os.path.join(venv, "share", "h4w_ros")
+libdir = os.path.join(venv, "lib", "h4w_ros")
+marker = os.path.join(venv, "share", "ament_index", "resource_index", "packages", "h4w_ros")
+for d in (share, libdir, os.path.dirname(marker)):
+    os.makedirs(d, exist_ok=True)
+
+linked = 0
+for top in ("launch", "config"):
+    src_top, dst_top = os.path.join(repo, top), os.path.join(share, top)
+    if os.path.islink(dst_top) or (os.path.exists(dst_top) and not os.path.isdir(dst_top)):
+        os.remove(dst_top)
+    wanted = set()
+    for root, dirs, files in os.walk(src_top):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith((".pyc", "~")):
+                continue
+            rel = os.path.relpath(os.path.join(root, name), src_top)
+            wanted.add(rel)
+            dst = os.path.join(dst_top, rel)
+            target = os.path.join(root, name)
+            if os.path.islink(dst) and os.readlink(dst) == target:
+                continue
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if os.path.isdir(dst) and not os.path.islink(dst):
+                shutil.rmtree(dst)
+            elif os.path.lexists(dst):
+                os.remove(dst)
+            os.symlink(target, dst)
+            linked += 1
+    for root, dirs, files in os.walk(dst_top, topdown=False):  # files gone from the repository
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.relpath(path, dst_top) not in wanted:
+                os.remove(path)
+        if root != dst_top and not os.listdir(root):
+            os.rmdir(root)
+
+xml = open(os.path.join(repo, "package.xml"), "rb").read()
+dst_xml = os.path.join(share, "package.xml")
+if not os.path.isfile(dst_xml) or open(dst_xml, "rb").read() != xml:
+    with open(dst_xml, "wb") as f:
+        f.write(xml)
+if not os.path.isfile(marker):
+    open(marker, "w").close()  # the ament index marker: an empty file, as ament_package writes
+
+TAG = "# launcher written by scripts/setup_ros.sh\n"
+block = re.search(r"set\(H4W_ROS_EXECUTABLES(.*?)\)", open(os.path.join(repo, "CMakeLists.txt")).read(), re.S)
+entries = re.findall(r'"([^"=]+)=([^":]+):([^"]+)"', block.group(1)) if block else []
+if not entries:
+    sys.exit("setup_ros: no H4W_ROS_EXECUTABLES entries found in CMakeLists.txt")
+launchers = {name: f"#!{python}\n{TAG}import sys\nfrom {module} import {func}\nsys.exit({func}())\n"
+             for name, module, func in entries}
+for name in os.listdir(libdir):  # drop launchers this script wrote for names no longer listed
+    path = os.path.join(libdir, name)
+    if name not in launchers and os.path.isfile(path) and TAG in open(path, errors="replace").read():
+        os.remove(path)
+written = 0
+for name, text in launchers.items():
+    path = os.path.join(libdir, name)
+    try:
+        same = open(path).read() == text
+    except OSError:
+        same = False
+    if not same:
+        with open(path, "w") as f:
+            f.write(text)
+        written += 1
+    os.chmod(path, 0o755)
+print(f"[setup_ros] share/h4w_ros: launch + config ({linked} links made), package.xml, ament index; "
+      f"lib/h4w_ros: {', '.join(launchers)} ({written} written)")
+PYEOF
+done_step "ament package files"
+log "done in $((SECONDS - T0)) s: $VENV (then, if not done yet: $PY -m pip install -e $REPO)"
+log "ros2 CLI / launch need: export AMENT_PREFIX_PATH=$VENV"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,36 @@ RCLPY_SKIP_REASON = ("rclpy is not importable: ROS 2 is not set up in this Pytho
 def require_rclpy():
     """Import rclpy or skip the calling test module with a clear reason."""
     return pytest.importorskip("rclpy", reason=RCLPY_SKIP_REASON)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def upstream_wheels_dir() -> Path | None:
+    """The folder of upstream ROS wheels (launch, ros2cli, tf2_ros, message_filters, ...) that
+    scripts/setup.sh installs for CI and tests, when this workplace has one: H4W_ROS_WHEELS_DIR
+    (empty: none), default ../shared/ros/wheels beside the repository. A user's apt ROS provides
+    the same packages; the project never needs the folder."""
+    value = os.environ.get("H4W_ROS_WHEELS_DIR")
+    if value == "":
+        return None
+    folder = Path(value) if value else REPO.parent / "shared" / "ros" / "wheels"
+    return folder if any(folder.glob("*.whl")) else None
+
+
+def upstream_skip_reason(what: str) -> str:
+    """Why a test needing the real (upstream ROS) ``what`` skips."""
+    folder = upstream_wheels_dir()
+    if folder is None:
+        return (f"{what} is not installed: an apt ROS install provides it; in CI scripts/setup.sh "
+                f"installs it from ../shared/ros/wheels, which is absent here")
+    return f"{what} is not installed although {folder} exists: re-run scripts/setup.sh"
+
+
+def require_upstream(module: str):
+    """Import the real ROS package ``module`` (e.g. tf2_ros, message_filters) or skip the calling
+    test with :func:`upstream_skip_reason`."""
+    return pytest.importorskip(module, reason=upstream_skip_reason(module))
 
 
 class RosHarness:
