@@ -2,6 +2,7 @@
 marker_rate times a second, so a slow marker build never delays /human/wholebody or /tf."""
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections import deque
@@ -42,7 +43,7 @@ class MarkerThread:
             self._thread.join(timeout)
 
     def median_ms(self) -> float | None:
-        return sorted(self.ms)[len(self.ms) // 2] if self.ms else None
+        return statistics.median(self.ms) if self.ms else None
 
     def _loop(self) -> None:
         next_time = 0.0

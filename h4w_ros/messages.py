@@ -98,32 +98,21 @@ def _point_builder() -> Callable[[list[float], list[float], list[float]], list[P
     if not {"_x", "_y", "_z"} <= slots <= {"_x", "_y", "_z", "_check_fields"}:
         return public
     new = Point.__new__
-    if "_check_fields" in slots:
-        check = Point()._check_fields  # what the constructor would set (ROS_PYTHON_CHECK_FIELDS)
+    # what the constructor would set for ROS_PYTHON_CHECK_FIELDS, where the class has that slot
+    check = Point()._check_fields if "_check_fields" in slots else None
 
-        def direct(xs, ys, zs):
-            out = []
-            append = out.append
-            for x, y, z in zip(xs, ys, zs):
-                p = new(Point)
+    def direct(xs, ys, zs):
+        out = []
+        append = out.append
+        for x, y, z in zip(xs, ys, zs):
+            p = new(Point)
+            if check is not None:
                 p._check_fields = check
-                p._x = x
-                p._y = y
-                p._z = z
-                append(p)
-            return out
-    else:
-
-        def direct(xs, ys, zs):
-            out = []
-            append = out.append
-            for x, y, z in zip(xs, ys, zs):
-                p = new(Point)
-                p._x = x
-                p._y = y
-                p._z = z
-                append(p)
-            return out
+            p._x = x
+            p._y = y
+            p._z = z
+            append(p)
+        return out
 
     probe = ([1.5, 0.0], [-2.25, 7.0], [3.0e-3, -1.0e6])
     try:
@@ -189,13 +178,18 @@ def person_transforms(result: PersonResult, header: Header, key: str) -> list[Tr
     parent_rot_t = rotations[_TF_PARENTS].transpose(0, 2, 1)
     relative_rot = np.matmul(parent_rot_t, rotations[_TF_CHILDREN])
     relative_pos = np.matmul(parent_rot_t, (positions[_TF_CHILDREN] - positions[_TF_PARENTS])[:, :, None])[:, :, 0]
-    quats = _quaternions(np.concatenate([rotations[PELVIS][None], relative_rot])).tolist()
-    translations = np.concatenate([positions[PELVIS][None], relative_pos]).tolist()
     body, tree = _tf_frame_names(key)
-    names = ((header.frame_id, body), *tree)
-    stamp = header.stamp
+    return stamped_transforms(header.stamp, ((header.frame_id, body), *tree),
+                              np.concatenate([positions[PELVIS][None], relative_pos]),
+                              np.concatenate([rotations[PELVIS][None], relative_rot]))
+
+
+def stamped_transforms(stamp, names: Sequence[tuple[str, str]], translations: np.ndarray, rotations: np.ndarray) -> list[TransformStamped]:
+    """TransformStamped per (parent frame, child frame) name pair, from (K, 3) translations and
+    (K, 3, 3) rotations (one quaternion conversion for all of them)."""
+    quats = _quaternions(rotations).tolist()
     out = []
-    for (parent_frame, child_frame), (x, y, z), (qx, qy, qz, qw) in zip(names, translations, quats):
+    for (parent_frame, child_frame), (x, y, z), (qx, qy, qz, qw) in zip(names, np.asarray(translations, dtype=np.float64).tolist(), quats):
         t = TransformStamped()
         t.header.stamp = stamp
         t.header.frame_id = parent_frame

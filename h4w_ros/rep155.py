@@ -56,6 +56,7 @@ from h4w_core.model.joint_tables import (
     SKELETON_JOINT_NAMES,
     joint_indices,
 )
+from h4w_ros.messages import stamped_transforms
 
 BODY_FRAME = "body_{}"
 FACE_FRAME = "face_{}"
@@ -172,25 +173,6 @@ def face_visible(result) -> bool:
     return bool(np.dot(rotation[:, 0], -origin) > 0.0)
 
 
-def _quaternions(rotations: np.ndarray) -> list[list[float]]:
-    return Rotation.from_matrix(np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)).as_quat().tolist()
-
-
-def _transforms(header, names: Sequence[tuple[str, str]], translations: np.ndarray, rotations: np.ndarray) -> list[TransformStamped]:
-    out = []
-    for (parent, child), (x, y, z), (qx, qy, qz, qw) in zip(names, np.asarray(translations, dtype=np.float64).tolist(),
-                                                          _quaternions(rotations)):
-        t = TransformStamped()
-        t.header.stamp = header.stamp
-        t.header.frame_id = parent
-        t.child_frame_id = child
-        tr, rot = t.transform.translation, t.transform.rotation
-        tr.x, tr.y, tr.z = x, y, z
-        rot.x, rot.y, rot.z, rot.w = qx, qy, qz, qw
-        out.append(t)
-    return out
-
-
 def _relative(parent_p: np.ndarray, parent_r: np.ndarray, child_p: np.ndarray, child_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Child poses (K, 3), (K, 3, 3) expressed in one parent pose (3,), (3, 3)."""
     rt = parent_r.T
@@ -233,7 +215,7 @@ def hand_transforms_under_body(result, header, body_id: str, prefix: str = "",
     body = frame_name(BODY_FRAME, body_id, prefix)
     names = [(body, _skeleton_frame(int(w), body_id, prefix)) for w in wrists]
     names += [(_skeleton_frame(int(p), body_id, prefix), _skeleton_frame(int(c), body_id, prefix)) for c, p in _FINGER_TREE]
-    return _transforms(header, names, np.concatenate([wrist_t, finger_t]), np.concatenate([wrist_r, finger_r]))
+    return stamped_transforms(header.stamp, names, np.concatenate([wrist_t, finger_t]), np.concatenate([wrist_r, finger_r]))
 
 
 def face_transforms(result, header, face_id: str, prefix: str = "") -> list[TransformStamped]:
@@ -241,7 +223,7 @@ def face_transforms(result, header, face_id: str, prefix: str = "") -> list[Tran
     origin, rotation = face_basis(result)
     face = frame_name(FACE_FRAME, face_id, prefix)
     names = [(header.frame_id, face), (face, frame_name(GAZE_FRAME, face_id, prefix))]
-    return _transforms(header, names, np.stack([origin, np.zeros(3)]), np.stack([rotation, FACE_TO_GAZE]))
+    return stamped_transforms(header.stamp, names, np.stack([origin, np.zeros(3)]), np.stack([rotation, FACE_TO_GAZE]))
 
 
 def smplx_pelvis_transform(result, header, body_id: str, prefix: str = "") -> TransformStamped:
@@ -249,7 +231,7 @@ def smplx_pelvis_transform(result, header, body_id: str, prefix: str = "") -> Tr
     name = frame_name(SMPLX_PELVIS_FRAME, body_id, prefix)
     position = np.asarray(result.skeleton_joints[PELVIS], dtype=np.float64)[None]
     rotation = np.asarray(result.skeleton_rotations[PELVIS], dtype=np.float64)[None]
-    return _transforms(header, [(header.frame_id, name)], position, rotation)[0]
+    return stamped_transforms(header.stamp, [(header.frame_id, name)], position, rotation)[0]
 
 
 def rep155_transforms(result, header, body_id: str, face_id: str | None = None, prefix: str = "",
@@ -267,7 +249,7 @@ def rep155_transforms(result, header, body_id: str, face_id: str | None = None, 
     link_t, link_r = _relative(origin, r_body, positions, rotations)
     body = frame_name(BODY_FRAME, body_id, prefix)
     names = [(header.frame_id, body)] + [(body, f"{prefix}{link}_{body_id}") for link, _ in REP_LINKS]
-    out = _transforms(header, names, np.concatenate([origin[None], link_t]), np.concatenate([r_body[None], link_r]))
+    out = stamped_transforms(header.stamp, names, np.concatenate([origin[None], link_t]), np.concatenate([r_body[None], link_r]))
     if hands:
         out += hand_transforms_under_body(result, header, body_id, prefix, basis=(origin, r_body))
     if face_id is not None:

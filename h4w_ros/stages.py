@@ -14,14 +14,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-DONE = object()  # a stage's return value that ends the item without passing it on
-
 
 class Stage:
     """One worker thread fed from a newest-wins slot.
 
-    ``work(item)`` returns the item for ``downstream``, a fate string (the item ends: 'processed'
-    or a loss cause), or DONE. ``on_end(fate)`` is told how every item ended, once; ``on_error``
+    ``work(item)`` returns the item for ``downstream`` or a fate string (the item ends: 'processed'
+    or a loss cause). ``on_end(fate)`` is told how every item ended, once; ``on_error``
     gets exceptions of ``work`` (the item then ends as 'failed').
     """
 
@@ -95,7 +93,7 @@ class Stage:
             self.ms.append((time.perf_counter() - started) * 1000.0)
             if isinstance(out, str):
                 self.on_end(out)
-            elif out is not DONE and self.downstream is not None:
+            elif self.downstream is not None:
                 self.downstream.put(out)
 
 

@@ -97,6 +97,19 @@ class Report:
                 tmp.write_text(content)
                 tmp.replace(self.outdir / name)
 
+    def begin(self, part: str, rec: Dict[str, Any], need: float, left: float, budget_s: float) -> bool:
+        """Start measuring ``rec`` of ``part`` when its estimated ``need`` fits the ``left`` seconds,
+        else record it as skipped (with the numbers) and say False."""
+        if need > left:
+            rec.update(status="skipped", reason=f"time budget: needs ~{need:.0f} s, {max(left, 0):.0f} s left of {part}'s {budget_s:.0f} s")
+            self.log(f"{part}: {rec['config']}: {rec['reason']}")
+            self.write()
+            return False
+        with self.lock:
+            rec["status"] = "running"
+            self.current = rec
+        return True
+
     def abort_on_time_limit(self) -> None:
         """Watchdog: record the state at the hard limit, write, exit 0 (what ran is data)."""
         got = self.lock.acquire(timeout=5.0)
@@ -372,16 +385,9 @@ def run_parity(ctx: Dict[str, Any], report: Report, budget_s: float, deadline: f
                 report.write()
                 continue
         left = end - time.monotonic()
-        need = parity_estimate(rec)
-        if need > left:
-            rec.update(status="skipped", reason=f"time budget: needs ~{need:.0f} s, {max(left, 0):.0f} s left of parity's {budget_s:.0f} s")
-            report.log(f"parity: {rec['config']}: {rec['reason']}")
-            report.write()
+        if not report.begin("parity", rec, parity_estimate(rec), left, budget_s):
             continue
         runner = None
-        with report.lock:
-            rec["status"] = "running"
-            report.current = rec
         report.log(f"parity: {rec['config']}")
         t0 = time.perf_counter()
         try:
@@ -469,16 +475,9 @@ def run_latency(ctx: Dict[str, Any], report: Report, budget_s: float, deadline: 
             report.write()
             continue
         left = end - time.monotonic()
-        need = latency_estimate(rec, p, batches, calls, baseline_s)
-        if need > left:
-            rec.update(status="skipped", reason=f"time budget: needs ~{need:.0f} s, {max(left, 0):.0f} s left of latency's {budget_s:.0f} s")
-            report.log(f"latency: {rec['config']}: {rec['reason']}")
-            report.write()
+        if not report.begin("latency", rec, latency_estimate(rec, p, batches, calls, baseline_s), left, budget_s):
             continue
         spec = parse_spec(rec["spec"])
-        with report.lock:
-            rec["status"] = "running"
-            report.current = rec
         report.log(f"latency: {rec['config']} at batch {', '.join(map(str, batches))}")
         t0 = time.perf_counter()
         try:
