@@ -24,6 +24,12 @@
   end of warm-up (the first 20 % of the frames or 1000 frames, whichever is fewer) and the end.
   Target (reported, not asserted): under 2 % over 10,000 frames after warm-up.
 
+--mode qos: what reaches the node from a camera in another process under the shipped defaults
+  (config/h4w.yaml: image_reliability auto; no Fast DDS profile unless --fastdds-profile or
+  --node-fastdds-profile): for each --sizes entry and each camera QoS (reliable, best effort), the
+  camera's rate, the images the node received per second and what it subscribed with (from its
+  /diagnostics, after it is active), its output rate, and whether it logged what to change.
+
 Prints a table and JSON (one record per person count, also to --json); asserts nothing.
 Every process it starts is stopped at the end, and dies with this one (PR_SET_PDEATHSIG).
 """
@@ -50,7 +56,9 @@ from h4w_core.data import SAMPLE_PHOTO
 
 PHOTO = SAMPLE_PHOTO
 STAGES = ("image_to_numpy", "postprocess", "mesh_message", "serialize", "tf_build", "markers_build", "publish", "total")
-MODES = ("stages", "node", "soak")
+MODES = ("stages", "node", "soak", "qos")
+QOS_SIZES = ("640x480", "1280x720")
+CAMERA_QOS = ("reliable", "best_effort")
 
 # --mode node / soak
 WIDTH, HEIGHT = 640, 480
@@ -242,16 +250,19 @@ class Child:
         return self.returncode
 
 
-def node_command(args, persons: int, backend: str) -> list[str]:
-    """h4w_node as launch runs it (the console script next to this Python), with the bench's parameters."""
+def node_command(args, persons: int, backend: str, image_reliability: str | None = "reliable") -> list[str]:
+    """h4w_node as launch runs it (the console script next to this Python), with the bench's parameters
+    (image_reliability None: the shipped default)."""
     executable = Path(sys.executable).with_name("h4w_node")
     command = [str(executable)] if executable.exists() else [sys.executable, "-m", "h4w_ros.node"]
     params = {
         "allow_standin": "true", "backend": backend, "device": args.device, "precision": args.precision,
         "box_source": "detections", "detections_format": "h4w", "tracking": "true", "max_persons": str(persons),
-        # 640x480 rgb8 is larger than Fast DDS's default shared-memory segment, which best effort cannot use
-        "image_reliability": "reliable", "publish_overlay": "false",
+        "publish_overlay": "false",
     }
+    if image_reliability is not None:
+        # 640x480 rgb8 is larger than Fast DDS's default shared-memory segment, which best effort cannot use
+        params["image_reliability"] = image_reliability
     if args.checkpoint:
         params["checkpoint"] = str(Path(args.checkpoint).expanduser().resolve())
     if args.smplx_dir:
@@ -265,8 +276,20 @@ def node_command(args, persons: int, backend: str) -> list[str]:
     return command
 
 
-def camera_command(persons: int, rate: float) -> list[str]:
-    return [sys.executable, "-m", "h4w_ros.bench", "--role", "camera", "--persons", str(persons), "--rate", repr(rate)]
+def camera_command(persons: int, rate: float, size: str = f"{WIDTH}x{HEIGHT}", reliability: str = "reliable") -> list[str]:
+    return [sys.executable, "-m", "h4w_ros.bench", "--role", "camera", "--persons", str(persons), "--rate", repr(rate),
+            "--sizes", size, "--camera-qos", reliability]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"image size must be WIDTHxHEIGHT, got {text!r}") from None
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise argparse.ArgumentTypeError(f"image size must be between 16x16 and 8192x8192, got {text!r}")
+    return width, height
 
 
 # ===================================================================================== camera
@@ -310,22 +333,23 @@ def run_camera(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     persons = (args.persons or [1])[0]
+    width, height = parse_size((args.sizes or [f"{WIDTH}x{HEIGHT}"])[0])
     parent = os.getppid()
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("h4w_bench_camera")
-    qos = image_qos("reliable", depth=2)
+    qos = image_qos(args.camera_qos, depth=2)
     image_pub = node.create_publisher(sensor_image_type(), IMAGE_TOPIC, qos)
     info_pub = node.create_publisher(CameraInfo, INFO_TOPIC, qos)
     det_pub = node.create_publisher(PersonBoxArray, DETECTIONS_TOPIC, 10)
-    image = numpy_to_image(camera_frame(persons), "rgb8", Header(frame_id=FRAME_ID))
-    k = Intrinsics.default_for(WIDTH, HEIGHT)
-    info = CameraInfo(width=WIDTH, height=HEIGHT, distortion_model="plumb_bob")
+    image = numpy_to_image(camera_frame(persons, width, height), "rgb8", Header(frame_id=FRAME_ID))
+    k = Intrinsics.default_for(width, height)
+    info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
     info.k = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
     info.p = [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     info.d = [0.0] * 5
     boxes = PersonBoxArray(boxes=[PersonBox(x=float(x), y=float(y), width=float(w), height=float(h), score=1.0)
-                                  for x, y, w, h in person_boxes(persons)])
+                                  for x, y, w, h in person_boxes(persons, width, height)])
     period = 1.0 / args.rate
     frames, late = 0, 0
     start = next_t = time.monotonic()
@@ -498,17 +522,20 @@ class Receiver:
 class Session:
     """One node process and one camera process for one person count; both stopped on exit."""
 
-    def __init__(self, args, persons: int, backend: str, network_ms: float | None, log_dir: Path):
-        env = dict(os.environ)
+    def __init__(self, args, persons: int, backend: str, network_ms: float | None, log_dir: Path,
+                 node_command_: list[str] | None = None, camera_command_: list[str] | None = None, node_env: dict | None = None,
+                 name: str = ""):
+        env = dict(os.environ, **(node_env or {}))
         if network_ms is not None:
             env[NETWORK_MS_ENV] = repr(float(network_ms))
         else:
             env.pop(NETWORK_MS_ENV, None)
         self.children: list[Child] = []
         self.node = self.camera = None
+        name = name or f"{persons}p"
         try:
-            self.node = self._start(f"h4w_node_{persons}p", node_command(args, persons, backend), env, log_dir)
-            self.camera = self._start(f"camera_{persons}p", camera_command(persons, args.rate), dict(os.environ), log_dir)
+            self.node = self._start(f"h4w_node_{name}", node_command_ or node_command(args, persons, backend), env, log_dir)
+            self.camera = self._start(f"camera_{name}", camera_command_ or camera_command(persons, args.rate), dict(os.environ), log_dir)
         except BaseException:
             self.close()
             raise
@@ -850,6 +877,84 @@ def run_soak(args) -> int:
     return 0
 
 
+# ======================================================================================== qos
+def measure_qos(args, receiver: Receiver, size: str, camera_qos: str, log_dir: Path) -> dict:
+    """One camera (size, QoS) against the node under the shipped image QoS default."""
+    backend, network_ms = "emulated", SOAK_NETWORK_MS
+    receiver.start_session()
+    node_env = {"FASTDDS_DEFAULT_PROFILES_FILE": args.node_fastdds_profile} if args.node_fastdds_profile else None
+    with Session(args, 1, backend, network_ms, log_dir, node_command(args, 1, backend, image_reliability=None),
+                 camera_command(1, args.rate, size, camera_qos), node_env, name=f"{size}_{camera_qos}") as session:
+        active = receiver.spin_until(lambda: any(d.get("lifecycle_state") == "active" for _, d in receiver.diagnostics),
+                                     args.startup_timeout, check=session.check)
+        if not active:
+            raise BenchError(f"the node did not become active within {args.startup_timeout:.0f} s; its log "
+                             f"({session.node.log_path}) ends:\n{session.node.tail()}")
+        t_active = time.monotonic()
+        receiver.reset()
+        receiver.spin_for(args.warmup_s, check=session.check)
+        t0 = time.monotonic()
+        receiver.spin_for(args.seconds, check=session.check)
+        t1 = time.monotonic()
+        receiver.spin_until(lambda: receiver.diagnostics_at(t1, after=True) is not None, 5.0, check=session.check)
+        first = receiver.diagnostics_entry(t0) or receiver.diagnostics_entry(t0, after=True)
+        last = receiver.diagnostics_entry(t1, after=True)
+        diag = diagnostics_delta(first[1] if first else None, last[1] if last else None)
+        window = (last[0] - first[0]) if first and last and first is not last else None
+        log = session.node.text()
+    camera = session.camera_report()
+    hint = next((line.split("]: ", 1)[-1] for line in log.splitlines() if "no image arrived" in line), None)
+    outputs = [o for o in receiver.outputs if t0 <= o[0] <= t1]
+    record = _base_record(args, "qos", 1, backend, network_ms)
+    record.pop("image_qos")  # the node chose it: node_image_qos
+    received = diag.get("frames_received")
+    record.update({
+        "image": f"{size} rgb8", "camera_qos": camera_qos, "node_image_qos": diag.get("image_qos"),
+        "node_fastdds_profile": args.node_fastdds_profile,
+        "camera_hz": round(camera["camera_frames"] / camera["camera_seconds"], 2) if camera.get("camera_seconds") else None,
+        "received_hz": round(received / window, 2) if isinstance(received, int) and window else None,
+        "output_hz": round(len(outputs) / (t1 - t0), 2), "seconds": round(t1 - t0, 1), "active_after_s": round(t_active - t0, 1),
+        "diagnostics": diag, "hint": hint, "camera": camera, "node_log": str(session.node.log_path),
+    })
+    return record
+
+
+def run_qos(args) -> int:
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    from h4w_core.tools.report import emit, format_table
+
+    sizes = args.sizes or list(QOS_SIZES)
+    for size in sizes:
+        try:
+            parse_size(size)
+        except argparse.ArgumentTypeError as exc:
+            raise BenchError(f"--sizes: {exc}") from None
+    log_dir = _log_dir(args)
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    receiver = Receiver(args.namespace)
+    try:
+        records = []
+        for size in sizes:
+            for camera_qos in CAMERA_QOS:
+                print(f"[bench] qos: camera {size} rgb8 {camera_qos} at {args.rate:g} Hz, {args.seconds:g} s ...", file=sys.stderr, flush=True)
+                records.append(measure_qos(args, receiver, size, camera_qos, log_dir))
+    finally:
+        receiver.close()
+        rclpy.try_shutdown()
+    columns = ("image", "camera QoS", "node QoS", "camera Hz", "received Hz", "processed", "sync drop", "output Hz", "node said")
+    rows = [[r["image"], r["camera_qos"], r["node_image_qos"] or "-", _cell(r, "camera_hz", "{:.1f}"), _cell(r, "received_hz", "{:.1f}"),
+             _cell(r, "diagnostics.frames_processed", "{}"), _cell(r, "diagnostics.sync_dropped", "{}"), _cell(r, "output_hz", "{:.1f}"),
+             (r["hint"][:60] + "...") if r["hint"] else "-"] for r in records]
+    profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
+    note = (f"(node: shipped defaults, emulated backend {SOAK_NETWORK_MS:g} ms; Fast DDS profile: camera and node "
+            f"{profile or 'none'}, node only {args.node_fastdds_profile or 'none'}; received = the node's frames_received "
+            f"per second; logs in {log_dir})")
+    emit(format_table(list(columns), rows, note), records, args.json)
+    return 0
+
+
 # ======================================================================================= main
 def _log_dir(args) -> Path:
     if args.log_dir:
@@ -888,7 +993,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--smplx-dir", default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the JSON records here")
-    g = p.add_argument_group("node and soak")
+    g = p.add_argument_group("node, soak and qos")
     g.add_argument("--network-ms", type=_non_negative, default=None,
                    help="run backend:=emulated with this delay per network call (node: omitted = the real --backend; soak: default 5)")
     g.add_argument("--backend", choices=BACKENDS, default=None, help="the node's backend without --network-ms (node default: onnxruntime)")
@@ -903,6 +1008,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--startup-timeout", type=_positive(float), default=300.0, help="seconds to wait for the node's first output")
     g.add_argument("--namespace", default="", help="the node's namespace (outputs under it; /tf and /diagnostics stay global)")
     g.add_argument("--log-dir", default=None, help="where the node and camera logs go (default: a new temporary folder)")
+    g.add_argument("--sizes", nargs="+", default=None, metavar="WxH", help=f"qos: camera image sizes (default: {' '.join(QOS_SIZES)})")
+    g.add_argument("--camera-qos", choices=CAMERA_QOS, default="reliable", help=argparse.SUPPRESS)  # internal: the camera process
+    g.add_argument("--node-fastdds-profile", default=None, metavar="XML",
+                   help="qos: FASTDDS_DEFAULT_PROFILES_FILE for the node only (what a launch file can set)")
     g.add_argument("--fastdds-profile", default=None, metavar="XML",
                    help="FASTDDS_DEFAULT_PROFILES_FILE for all three processes, e.g. config/fastdds_large_images.xml "
                         "(images over shared memory instead of fragmented UDP; default: the environment's)")
@@ -926,8 +1035,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"python -m h4w_ros.bench: --fastdds-profile {args.fastdds_profile}: no such file", file=sys.stderr)
             return 2
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+    if args.node_fastdds_profile:
+        args.node_fastdds_profile = str(Path(args.node_fastdds_profile).expanduser().resolve())
     try:
-        return run_node(args) if args.mode == "node" else run_soak(args)
+        return {"node": run_node, "soak": run_soak, "qos": run_qos}[args.mode](args)
     except BenchError as exc:
         print(f"python -m h4w_ros.bench: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ Per person, with ``<id>`` the track id (or ``p<index>`` in the frame when untrac
           l_middle_1_<id> ...   (the same for middle, pinky, ring, thumb)
         r_wrist_<id>            right wrist, and its 15 finger frames
 
+Every name starts with the node's ``frame_prefix`` (e.g. ``cam_left/``; empty by default).
 Orientations are SMPL-X forward kinematics (hand means included); positions are the
 skeleton joints placed in the real camera frame.
 """
@@ -22,11 +23,11 @@ def person_key(track_id: int, index: int) -> str:
     return str(track_id) if track_id >= 0 else f"p{index}"
 
 
-def joint_frame(joint: int, key: str) -> str:
-    """Frame name of a skeleton joint (pelvis -> body_<key>)."""
+def joint_frame(joint: int, key: str, prefix: str = "") -> str:
+    """Frame name of a skeleton joint (pelvis -> body_<key>), after the node's frame_prefix."""
     if joint == PELVIS:
-        return f"body_{key}"
-    return f"{SKELETON_JOINT_NAMES[joint].lower()}_{key}"
+        return f"{prefix}body_{key}"
+    return f"{prefix}{SKELETON_JOINT_NAMES[joint].lower()}_{key}"
 
 
 def _hand_tree(wrist: int, fingers: tuple[int, ...]) -> list[tuple[int, int]]:

@@ -166,19 +166,19 @@ def array_message(header: Header, people: Sequence[WholeBodyMesh]) -> WholeBodyM
 
 
 @functools.lru_cache(maxsize=1024)
-def _tf_frame_names(key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """body_<key>, and (parent frame, child frame) names of FRAME_TREE for one person key."""
-    return joint_frame(PELVIS, key), tuple((joint_frame(parent, key), joint_frame(child, key)) for child, parent in FRAME_TREE)
+def _tf_frame_names(key: str, prefix: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """<prefix>body_<key>, and (parent frame, child frame) names of FRAME_TREE for one person key."""
+    return joint_frame(PELVIS, key, prefix), tuple((joint_frame(parent, key, prefix), joint_frame(child, key, prefix)) for child, parent in FRAME_TREE)
 
 
-def person_transforms(result: PersonResult, header: Header, key: str) -> list[TransformStamped]:
-    """body_<key> under the camera frame, then wrists and finger joints (FRAME_TREE)."""
+def person_transforms(result: PersonResult, header: Header, key: str, prefix: str = "") -> list[TransformStamped]:
+    """<prefix>body_<key> under the camera frame, then wrists and finger joints (FRAME_TREE)."""
     positions = np.asarray(result.skeleton_joints, dtype=np.float64)
     rotations = np.asarray(result.skeleton_rotations, dtype=np.float64)
     parent_rot_t = rotations[_TF_PARENTS].transpose(0, 2, 1)
     relative_rot = np.matmul(parent_rot_t, rotations[_TF_CHILDREN])
     relative_pos = np.matmul(parent_rot_t, (positions[_TF_CHILDREN] - positions[_TF_PARENTS])[:, :, None])[:, :, 0]
-    body, tree = _tf_frame_names(key)
+    body, tree = _tf_frame_names(key, prefix)
     return stamped_transforms(header.stamp, ((header.frame_id, body), *tree),
                               np.concatenate([positions[PELVIS][None], relative_pos]),
                               np.concatenate([rotations[PELVIS][None], relative_rot]))

@@ -57,7 +57,15 @@ from h4w_ros.params import PEOPLE_PARAMETERS, NodeConfig, ParameterError, check_
 from h4w_ros.qos import image_qos
 from h4w_ros.stages import Stage, limiting_stage
 from h4w_ros.stamps import JUMP_AHEAD, JUMP_BACK, ZERO, StampGuard, sane_latency_ms
-from h4w_ros.sync import ApproximateTimeSynchronizer, SimpleFilter, Subscriber, queued, reset_synchronizer, stamp_nanoseconds
+from h4w_ros.sync import (
+    ApproximateTimeSynchronizer,
+    SimpleFilter,
+    Subscriber,
+    discard_unpaired,
+    queued,
+    reset_synchronizer,
+    stamp_nanoseconds,
+)
 from h4w_ros.tf_compat import make_transform_broadcaster
 
 OUTPUT_TOPIC = "human/wholebody"
@@ -107,6 +115,7 @@ class WholeBodyNode(LifecycleNode):
         self.latest: dict[str, object] = {}  # newest message per non-image input (zero-stamp pairing)
         self.inputs: list = []
         self.sync = None
+        self.last_paired_ns: int | None = None  # stamp of the newest image paired by the synchroniser
         self.image_input = None
         self.image_sub = None
         self.subscribed_reliability = ""
@@ -279,6 +288,7 @@ class WholeBodyNode(LifecycleNode):
             sub.registerCallback(self._remember, name)
         self.input_names = ["image", *names]
         self.sync = ApproximateTimeSynchronizer([self.image_input, *self.inputs], self.config.sync_queue_size, self.config.sync_slop)
+        self.last_paired_ns = None
         self.sync.registerCallback(self._on_frame)
         self.subscribed_reliability = reliability
 
@@ -305,10 +315,12 @@ class WholeBodyNode(LifecycleNode):
             with self.counts.lock:
                 self.counts.stamp_jumps += 1
             reset_synchronizer(self.sync)
+            self.last_paired_ns = None
             self.reset_tracks = self.reset_filters = True
             direction = "ahead" if check.kind == JUMP_AHEAD else "back"
             self.log.report(check.kind, f"image stamp jumped {check.jump_s:+.3f} s ({direction}) from the previous frame "
                                         f"(a looping bag, a camera clock resync): synchroniser and tracks reset")
+        discard_unpaired(self.sync, self.last_paired_ns)
         with self.counts.lock:
             self.counts.fed_to_sync += 1
         self.image_input.signalMessage(msg)
@@ -326,6 +338,7 @@ class WholeBodyNode(LifecycleNode):
         self._enqueue(dict(zip(self.input_names, [msg, *others])), zero_stamp=True)
 
     def _on_frame(self, *messages_in) -> None:
+        self.last_paired_ns = stamp_nanoseconds(messages_in[0])
         with self.counts.lock:
             self.counts.paired += 1
             self.counts.last_pair_time = time.monotonic()
@@ -527,7 +540,7 @@ class WholeBodyNode(LifecycleNode):
         if config.publish_tf and results:
             transforms = []
             for r, key in zip(results, keys):
-                transforms += messages.person_transforms(r, header, key)
+                transforms += messages.person_transforms(r, header, key, config.frame_prefix)
             self.tf.sendTransform(transforms)
         if config.publish_overlay:
             bgr = image[:, :, ::-1] if order == "rgb" else image
@@ -574,7 +587,10 @@ class WholeBodyNode(LifecycleNode):
     # ---- diagnostics -----------------------------------------------------------------------
     def frame_accounting(self) -> dict[str, int]:
         """Every frame received, by fate (received = processed + losses + in flight)."""
-        in_sync = queued(self.sync) if self.sync is not None else 0
+        in_sync = 0
+        if self.sync is not None:
+            discard_unpaired(self.sync, self.last_paired_ns)  # never paired: sync_dropped, not in flight
+            in_sync = queued(self.sync)
         with self.counts.lock:
             c = self.counts
             losses = dict(c.losses)
@@ -615,7 +631,7 @@ class WholeBodyNode(LifecycleNode):
         values["limiting_stage"] = limiting_stage(self.stages)
         values.update({"backend": self.config.backend, "precision": self.config.precision, "device": self.config.device,
                        "box_source": self.config.box_source, "standin_assets": str(self.standin)})
-        status = DiagnosticStatus(name=f"{self.get_name()}: whole-body estimation", hardware_id=self.config.device)
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: whole-body estimation", hardware_id=self.config.device)
         if self.state_error:
             status.level, status.message = DiagnosticStatus.ERROR, self.state_error
         elif non_finite_recent:

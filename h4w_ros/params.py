@@ -9,6 +9,7 @@ it expects, reported in one line.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -237,6 +238,9 @@ def validate(config: NodeConfig) -> None:
     """Settings that only make sense together; raises ParameterError."""
     for f in fields(NodeConfig):
         coerce(f.name, getattr(config, f.name))
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_/]*|", config.frame_prefix):
+        raise ParameterError(f"parameter 'frame_prefix' must be letters, digits, '_' and '/' not starting with '/' "
+                             f"(TF frame names have no leading slash), got {config.frame_prefix!r}")
     try:
         people_config(config)
     except ValueError as exc:

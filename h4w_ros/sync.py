@@ -183,3 +183,18 @@ def queued(sync: Any, index: int = 0) -> int:
     """Messages of input ``index`` waiting in the synchroniser for their partners."""
     with sync.lock:
         return len(sync.queues[index])
+
+
+def discard_unpaired(sync: Any, before_ns: int | None) -> None:
+    """Drop queued messages stamped before ``before_ns`` (the newest set already emitted).
+
+    A camera's frames arrive in stamp order, so these can no longer make a set; message_filters
+    keeps them until its queue overflows, so once a stream stops they would wait, counted as in
+    flight, for ever. Call it outside the synchroniser's callbacks (they run under its lock).
+    """
+    if before_ns is None:
+        return
+    with sync.lock:
+        for queue in sync.queues:
+            for stamp in [t for t in queue if t < before_ns]:
+                del queue[stamp]

@@ -1,17 +1,12 @@
 """Shared fixtures: stand-in assets (generated once per run) and the parity fixture in ../shared."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("H4W_SHARED", REPO.parent / "shared"))
-PARITY = SHARED / "parity"
-CACHE = Path(os.environ.setdefault("H4W_CACHE", str(REPO / ".cache" / "h4w")))
+from support import CACHE, PARITY
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ import pickle
 import pytest
 import torch
 
-from conftest import SHARED
 from h4w_core.model.checkpoint import CheckpointError, load_network_weights, read_state_dict
 from h4w_core.model.network import Hand4WholeNet
+from support import SHARED
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, SHARED
+from support import REPO, SHARED
 
 SCRIPT = REPO / "scripts" / "gpu_check.sh"
 PRECISIONS = ("fp32", "fp16", "bf16")

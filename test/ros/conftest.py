@@ -1,107 +1,10 @@
-"""ROS test environment: real rclpy over real DDS, confined to this machine and this run.
-
-Set before any rclpy context exists (conftest files load before tests run):
-- ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST: discovery stays on loopback (no LAN multicast);
-- ROS_DOMAIN_ID: 1 + pid % 100, so concurrent test runs do not see each other
-  (H4W_TEST_ROS_DOMAIN_ID overrides);
-- ROS_LOG_DIR: a fresh temporary folder.
-Subprocesses started by tests inherit these. Test modules skip themselves (with the reason)
-when rclpy is not importable: run scripts/setup_ros.sh VENV first.
-"""
+"""ROS fixtures; the environment (loopback discovery, own domain id, log folder) is set by
+ros_support on import, before any rclpy context exists."""
 from __future__ import annotations
-
-import os
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_DOMAIN_ID"] = os.environ.get("H4W_TEST_ROS_DOMAIN_ID",
-                                             str(1 + os.getpid() % 100))
-os.environ["ROS_LOG_DIR"] = tempfile.mkdtemp(prefix="h4w_test_ros_log_")
-# A profile file inherited from the shell would change transports under the tests' feet;
-# tests that want one set it for their own subprocesses.
-os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-
-RCLPY_SKIP_REASON = ("rclpy is not importable: ROS 2 is not set up in this Python "
-                     "(run scripts/setup_ros.sh VENV, or source a ROS 2 install)")
-
-
-def require_rclpy():
-    """Import rclpy or skip the calling test module with a clear reason."""
-    return pytest.importorskip("rclpy", reason=RCLPY_SKIP_REASON)
-
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def upstream_wheels_dir() -> Path | None:
-    """The folder of upstream ROS wheels (launch, ros2cli, tf2_ros, message_filters, ...) that
-    scripts/setup.sh installs for CI and tests, when this workplace has one: H4W_ROS_WHEELS_DIR
-    (empty: none), default ../shared/ros/wheels beside the repository. A user's apt ROS provides
-    the same packages; the project never needs the folder."""
-    value = os.environ.get("H4W_ROS_WHEELS_DIR")
-    if value == "":
-        return None
-    folder = Path(value) if value else REPO.parent / "shared" / "ros" / "wheels"
-    return folder if any(folder.glob("*.whl")) else None
-
-
-def upstream_skip_reason(what: str) -> str:
-    """Why a test needing the real (upstream ROS) ``what`` skips."""
-    folder = upstream_wheels_dir()
-    if folder is None:
-        return (f"{what} is not installed: an apt ROS install provides it; in CI scripts/setup.sh "
-                f"installs it from ../shared/ros/wheels, which is absent here")
-    return f"{what} is not installed although {folder} exists: re-run scripts/setup.sh"
-
-
-def require_upstream(module: str):
-    """Import the real ROS package ``module`` (e.g. tf2_ros, message_filters) or skip the calling
-    test with :func:`upstream_skip_reason`."""
-    return pytest.importorskip(module, reason=upstream_skip_reason(module))
-
-
-class RosHarness:
-    """Nodes on one rclpy context, spun by one executor in the test's thread."""
-
-    def __init__(self, context):
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.context = context
-        self.executor = SingleThreadedExecutor(context=context)
-        self._nodes = []
-
-    def node(self, name: str):
-        import rclpy
-
-        node = rclpy.create_node(f"{name}_{len(self._nodes)}", context=self.context)
-        self._nodes.append(node)
-        self.executor.add_node(node)
-        return node
-
-    def spin_until(self, predicate, timeout: float = 10.0) -> bool:
-        """Spin until ``predicate()`` is true; False after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            self.executor.spin_once(timeout_sec=0.05)
-        return bool(predicate())
-
-    def spin_for(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def close(self) -> None:
-        for node in self._nodes:
-            self.executor.remove_node(node)
-            node.destroy_node()
-        self._nodes.clear()
-        self.executor.shutdown()
+from ros_support import COLCON, RosHarness, build_colcon_workspace, require_rclpy
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +25,12 @@ def ros(ros_context):
     harness = RosHarness(ros_context)
     yield harness
     harness.close()
+
+
+@pytest.fixture(scope="session")
+def colcon_workspace(tmp_path_factory):
+    """A colcon workspace with this repository built into install/ (once per run)."""
+    require_rclpy()
+    if not COLCON.exists():
+        pytest.skip(f"colcon is not installed next to {COLCON.parent / 'python'} (scripts/setup.sh installs it)")
+    return build_colcon_workspace(tmp_path_factory.mktemp("colcon_ws"))

@@ -10,37 +10,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import require_rclpy
+from ros_support import REPO, in_workspace, require_rclpy
 
 require_rclpy()
 
-REPO = Path(__file__).resolve().parents[2]
-COLCON = Path(sys.executable).with_name("colcon")
 
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    if not COLCON.exists():
-        pytest.skip(f"colcon is not installed next to {sys.executable} (scripts/setup.sh installs it)")
-    ws = tmp_path_factory.mktemp("colcon_ws")
-    (ws / "src").mkdir()
-    (ws / "src" / "h4w_ros").symlink_to(REPO)
-    env = dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, CMAKE_PREFIX_PATH=sys.prefix,
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    proc = subprocess.run([str(COLCON), "build", "--base-paths", "src", "--cmake-args", "-G", "Ninja", "-DBUILD_TESTING=OFF"],
-                          cwd=ws, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return ws
-
-
-def in_workspace(ws: Path, command: str, **kwargs) -> subprocess.CompletedProcess:
-    """Run a shell command after sourcing the workspace, as a user would."""
-    return subprocess.run(["bash", "-c", f"source {ws}/install/setup.bash && {command}"], cwd="/",
-                          capture_output=True, text=True, **kwargs)
+@pytest.fixture
+def workspace(colcon_workspace):
+    return colcon_workspace
 
 
 def test_install_space_has_executable_launch_config_and_messages(workspace):
@@ -80,3 +60,38 @@ def test_installed_node_reports_missing_assets_and_keeps_running(workspace, tmp_
     assert code == 0
     text = log.read_text()
     assert "configure failed" in text and str(missing) in text and "Hand4Whole_RELEASE" in text
+
+
+@pytest.mark.slow
+def test_installed_tools_find_their_data_from_any_directory(workspace, tmp_path, standin_assets):
+    """h4w-bench, python -m h4w_ros.bench and h4w-replay read the sample photo from the install
+    space (package data), started from / ."""
+    prefix = workspace / "install" / "h4w_ros"
+    assets = f"--checkpoint {standin_assets.checkpoint} --smplx-dir {standin_assets.smplx_dir}"
+    bench = in_workspace(workspace, f"{prefix}/lib/h4w_ros/h4w-bench {assets} --backends torch --batches 1 --repeats 1 "
+                                    f"--warmup 0 --json {tmp_path}/bench.json", timeout=600)
+    assert bench.returncode == 0, bench.stdout[-2000:] + bench.stderr[-2000:]
+    assert (tmp_path / "bench.json").is_file()
+    stages = in_workspace(workspace, f"{sys.executable} -m h4w_ros.bench --mode stages --persons 1 --repeats 1 {assets} "
+                                     f"--json {tmp_path}/stages.json", timeout=600)
+    assert stages.returncode == 0, stages.stdout[-2000:] + stages.stderr[-2000:]
+    assert (tmp_path / "stages.json").is_file()
+    # no node is running: the replay builds its sequence from the photo, then says nobody answered
+    replay = in_workspace(workspace, f"{prefix}/lib/h4w_ros/h4w-replay --frames 1 --wait 1 --out {tmp_path}/replay "
+                                     f"--image-topic /nobody/image_raw --camera-info-topic /nobody/camera_info", timeout=120)
+    text = replay.stdout + replay.stderr
+    assert replay.returncode != 0 and "Traceback" not in text and "No such file" not in text, text[-2000:]
+    assert text.strip().splitlines()[-1].startswith("h4w-replay:"), text[-2000:]
+
+
+@pytest.mark.slow
+def test_pip_install_carries_the_sample_photo(tmp_path):
+    """A plain (non-editable) pip install holds the package data the tools read."""
+    target = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(REPO)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    code = "from h4w_core.data import SAMPLE_PHOTO; print(SAMPLE_PHOTO); assert SAMPLE_PHOTO.is_file()"
+    run = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(target)), cwd="/", capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().startswith(str(target)), run.stdout

@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from conftest import require_rclpy
+from ros_support import require_rclpy
 
 require_rclpy()
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from conftest import require_rclpy
+from ros_support import require_rclpy
 
 require_rclpy()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import require_rclpy
+from ros_support import require_rclpy
 
 require_rclpy()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_rclpy
+from ros_support import require_rclpy
 
 require_rclpy()
 

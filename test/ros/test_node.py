@@ -9,16 +9,16 @@ import time
 
 import numpy as np
 
-from conftest import require_rclpy
+from ros_support import require_rclpy
 
 require_rclpy()
 
-from node_harness import INFO_TOPIC, make_io, photo_rgb, start_node, wait_for_output  # noqa: E402,F401
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from h4w_ros.msg import PersonBox, PersonBoxArray, WholeBodyMeshArray  # noqa: E402
 from h4w_ros.replay import camera_info_for  # noqa: E402
+from node_harness import INFO_TOPIC, make_io, photo_rgb, start_node, wait_for_output  # noqa: E402,F401
 
 
 def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):

@@ -14,17 +14,17 @@ import time
 import numpy as np
 import pytest
 
-from conftest import require_rclpy
+from ros_support import require_rclpy
 
 require_rclpy()
 
 from builtin_interfaces.msg import Time  # noqa: E402
-from node_harness import REPO, make_io, photo_rgb, start_node  # noqa: E402,F401
 from std_msgs.msg import Header  # noqa: E402
 
 from h4w_ros.image_conversion import numpy_to_image  # noqa: E402
 from h4w_ros.msg import WholeBodyMeshArray  # noqa: E402
 from h4w_ros.replay import camera_info_for  # noqa: E402
+from node_harness import REPO, make_io, photo_rgb, start_node  # noqa: E402,F401
 
 DAY_S = 86_400
 ROI = "[20, 10, 360, 490]"  # integers, as anyone types pixels: accepted for a float array
@@ -149,7 +149,7 @@ def test_frame_accounting_adds_up_under_a_flood(ros, start_node):
         d = _diagnostics(recorder)
         return d and d[-1]["frames_in_flight"] == "0" and int(d[-1]["frames_received"]) > 0
 
-    ros.spin_until(settled, 120)
+    assert ros.spin_until(settled, 120), _diagnostics(recorder)[-1:]  # frames never paired are not left in flight
     keys = ("frames_processed", "sync_dropped", "newest_wins_dropped", "bad_input", "not_ready", "failed", "frames_in_flight")
     for d in _diagnostics(recorder):
         assert int(d["frames_received"]) == sum(int(d[k]) for k in keys), d

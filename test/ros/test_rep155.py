@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import require_rclpy
+from ros_support import require_rclpy
 
 require_rclpy()
 pytest.importorskip("smplx")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_rclpy
+from ros_support import require_rclpy
 
 require_rclpy()
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from conftest import require_rclpy, require_upstream
+from ros_support import require_rclpy, require_upstream
 
 require_rclpy()
 
@@ -263,3 +263,20 @@ def test_image_and_camera_info_synchronised_over_dds(ros, impl):
     assert ros.spin_until(lambda: len(pairs) >= 5)
     ros.spin_for(0.3)
     assert pairs == [(10.0 + k, 10.0 + k + 0.005, "cam", "cam") for k in range(5)]
+
+
+def test_frames_older_than_the_last_set_are_discarded_not_left_waiting(impl):
+    """An image whose camera_info never came stays queued in message_filters until its queue
+    overflows; discard_unpaired drops it once a newer set was emitted (so it is counted as never
+    paired, not as in flight, when the stream stops)."""
+    rig = Rig(impl)
+    rig.feed(0, 1.0)  # image without camera_info
+    rig.feed(0, 2.0)
+    rig.feed(1, 2.0)
+    assert rig.out == [(2.0, 2.0)]
+    sync.discard_unpaired(rig.sync, None)  # nothing emitted yet: keep everything
+    sync.discard_unpaired(rig.sync, int(2e9))
+    assert sync.queued(rig.sync) == 0 and sync.queued(rig.sync, 1) == 0
+    rig.feed(0, 3.0)
+    sync.discard_unpaired(rig.sync, int(2e9))
+    assert sync.queued(rig.sync) == 1  # newer than the last set: still waiting for its partner

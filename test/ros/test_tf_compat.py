@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import require_rclpy, require_upstream
+from ros_support import require_rclpy, require_upstream
 
 require_rclpy()
 
