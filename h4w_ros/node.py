@@ -53,7 +53,15 @@ from h4w_ros.frames import person_key
 from h4w_ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
 from h4w_ros.markers import MarkerThread
 from h4w_ros.msg import WholeBodyMeshArray
-from h4w_ros.params import PEOPLE_PARAMETERS, NodeConfig, ParameterError, check_update, declare_and_read, people_config
+from h4w_ros.params import (
+    PEOPLE_PARAMETERS,
+    NodeConfig,
+    ParameterError,
+    as_declared_types,
+    check_update,
+    declare_and_read,
+    people_config,
+)
 from h4w_ros.qos import image_qos
 from h4w_ros.stages import Stage, limiting_stage
 from h4w_ros.stamps import JUMP_AHEAD, JUMP_BACK, ZERO, StampGuard, sane_latency_ms
@@ -125,6 +133,8 @@ class WholeBodyNode(LifecycleNode):
         self.check_timer = None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.diag_timer = self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+        if hasattr(self, "add_pre_set_parameters_callback"):  # rclpy >= Iron
+            self.add_pre_set_parameters_callback(as_declared_types)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ---- lifecycle ---------------------------------------------------------------------

@@ -247,6 +247,21 @@ def validate(config: NodeConfig) -> None:
         raise ParameterError(str(exc)) from None
 
 
+def as_declared_types(parameters: list[Parameter]) -> list[Parameter]:
+    """Integers given live for a float (or float array) parameter, stored as floats, so that
+    `ros2 param get` and `ros2 param dump` show the declared type (a pre-set callback)."""
+    defaults = NodeConfig()
+    out = []
+    for p in parameters:
+        default = getattr(defaults, p.name, None)
+        if isinstance(default, float) and p.type_ == Parameter.Type.INTEGER:
+            p = Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+        elif isinstance(default, tuple) and p.type_ == Parameter.Type.INTEGER_ARRAY:
+            p = Parameter(p.name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in p.value])
+        out.append(p)
+    return out
+
+
 def check_update(config: NodeConfig, parameters: list[Parameter]) -> NodeConfig:
     """The NodeConfig after a live change, or ParameterError with the reason (nothing applied)."""
     changes = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -188,6 +189,28 @@ def load_frames(paths: list[Path]) -> list[np.ndarray]:
     return [np.ascontiguousarray(read_image(p)[:, :, ::-1]) for p in paths]
 
 
+def _count(smallest: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < smallest:
+            raise argparse.ArgumentTypeError(f"must be at least {smallest}, got {value}")
+        return value
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -195,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/replay"))
     p.add_argument("--image-topic", default="/camera/image_raw")
     p.add_argument("--camera-info-topic", default="/camera/camera_info")
-    p.add_argument("--frames", type=int, default=8, help="length of the built-in sequence")
-    p.add_argument("--period", type=float, default=0.2, help="seconds between frames")
-    p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for the node's first output")
+    p.add_argument("--frames", type=_count(2), default=8, help="length of the built-in sequence (at least 2)")
+    p.add_argument("--period", type=_seconds, default=0.2, help="seconds between frames")
+    p.add_argument("--wait", type=_seconds, default=120.0, help="seconds to wait for the node's first output")
     args = p.parse_args(argv)
     if args.images:  # read (or refuse) every image before any ROS context or node exists
         try:
@@ -215,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
     received = sum(f["received"] for f in summary["frames"])
     print(json.dumps({k: v for k, v in summary.items() if k != "tf_frames"}, indent=1)[:4000])
+    if not received:
+        return fail(PROG, 1, f"no output from h4w_node within {args.wait:g} s: is it running, active and subscribed to "
+                             f"{args.image_topic} and {args.camera_info_topic}? (wrote {args.out}/summary.json)")
     print(f"received output for {received}/{len(summary['frames'])} frames; wrote {args.out}/summary.json and overlays")
-    return 0 if received else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ LOG = logging.getLogger(__name__)
 STANDIN_WARNING = (
     "*** RUNNING ON STAND-IN ASSETS: a generated human-shaped SMPL-X file and a RANDOMLY "
     "INITIALISED checkpoint. Outputs show the pipeline working, NOT real pose estimates. "
-    "Give --checkpoint snapshot_6.pth.tar and --smplx-dir with SMPLX_NEUTRAL.npz for real results. ***"
+    "Give {checkpoint} snapshot_6.pth.tar and {smplx_dir} with SMPLX_NEUTRAL.npz for real results. ***"
 )
 STANDIN_VERSION = 4  # bump when the generators change so caches are rebuilt
 
@@ -120,7 +120,7 @@ def resolve_assets(
     if checkpoint is None and smplx_dir is None:
         if not allow_standin:
             raise FileNotFoundError(f"no checkpoint given. {hint}")
-        LOG.warning(STANDIN_WARNING)
+        LOG.warning(STANDIN_WARNING.format(checkpoint=checkpoint_flag, smplx_dir=smplx_flag))
         return ensure_standin_assets(cache_dir)
     if checkpoint is None or smplx_dir is None:
         missing = checkpoint_flag if checkpoint is None else smplx_flag

@@ -77,7 +77,7 @@ def test_installed_tools_find_their_data_from_any_directory(workspace, tmp_path,
     assert stages.returncode == 0, stages.stdout[-2000:] + stages.stderr[-2000:]
     assert (tmp_path / "stages.json").is_file()
     # no node is running: the replay builds its sequence from the photo, then says nobody answered
-    replay = in_workspace(workspace, f"{prefix}/lib/h4w_ros/h4w-replay --frames 1 --wait 1 --out {tmp_path}/replay "
+    replay = in_workspace(workspace, f"{prefix}/lib/h4w_ros/h4w-replay --frames 2 --wait 1 --out {tmp_path}/replay "
                                      f"--image-topic /nobody/image_raw --camera-info-topic /nobody/camera_info", timeout=120)
     text = replay.stdout + replay.stderr
     assert replay.returncode != 0 and "Traceback" not in text and "No such file" not in text, text[-2000:]

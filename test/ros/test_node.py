@@ -70,7 +70,8 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     for k in ("input_rate_hz", "output_rate_hz", "latency_ms_mean", "dropped_frames", "backend", "device"):
         assert k in values
     assert values["backend"] == "torch" and values["device"] == "cpu" and values["standin_assets"] == "True"
-    assert "STAND-IN" in node.text()
+    # said once, in the words of a launch user (parameters, not h4w-infer flags)
+    assert node.text().count("RUNNING ON STAND-IN ASSETS") == 1 and "Give checkpoint:= " in node.text()
 
     # a burst faster than inference: the newest frame is always processed, older ones are dropped
     # (and counted), so no backlog builds up

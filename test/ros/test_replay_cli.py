@@ -33,3 +33,12 @@ def test_bad_image_is_one_line_and_no_node(tmp_path, kind):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("h4w-replay: error:") and str(bad) in lines[0]
     assert not out.exists()  # play() never ran: it makes the folder before creating its nodes
+
+
+@pytest.mark.parametrize("args, says", [(("--frames", "1"), "--frames: must be at least 2"),
+                                        (("--wait", "nan"), "--wait: must be a finite number"),
+                                        (("--period", "-1"), "--period: must be a finite number")])
+def test_bad_arguments_are_one_line(args, says):
+    proc = replay(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert says in proc.stderr.strip().splitlines()[-1], proc.stderr
