@@ -260,6 +260,9 @@ def node_command(args, persons: int, backend: str, image_reliability: str | None
         "box_source": "detections", "detections_format": "h4w", "tracking": "true", "max_persons": str(persons),
         "publish_overlay": "false",
     }
+    for item in args.node_param or []:
+        name, _, value = item.partition(":=")
+        params[name] = value
     if image_reliability is not None:
         # 640x480 rgb8 is larger than Fast DDS's default shared-memory segment, which best effort cannot use
         params["image_reliability"] = image_reliability
@@ -903,7 +906,7 @@ def measure_qos(args, receiver: Receiver, size: str, camera_qos: str, log_dir: P
         window = (last[0] - first[0]) if first and last and first is not last else None
         log = session.node.text()
     camera = session.camera_report()
-    hint = next((line.split("]: ", 1)[-1] for line in log.splitlines() if "no image arrived" in line), None)
+    hint = next((line.split("]: ", 1)[-1] for line in log.splitlines() if "no image arrived" in line or "never arrive" in line), None)
     outputs = [o for o in receiver.outputs if t0 <= o[0] <= t1]
     record = _base_record(args, "qos", 1, backend, network_ms)
     record.pop("image_qos")  # the node chose it: node_image_qos
@@ -1008,6 +1011,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--startup-timeout", type=_positive(float), default=300.0, help="seconds to wait for the node's first output")
     g.add_argument("--namespace", default="", help="the node's namespace (outputs under it; /tf and /diagnostics stay global)")
     g.add_argument("--log-dir", default=None, help="where the node and camera logs go (default: a new temporary folder)")
+    g.add_argument("--node-param", action="append", metavar="NAME:=VALUE", help="an extra node parameter (repeatable)")
     g.add_argument("--sizes", nargs="+", default=None, metavar="WxH", help=f"qos: camera image sizes (default: {' '.join(QOS_SIZES)})")
     g.add_argument("--camera-qos", choices=CAMERA_QOS, default="reliable", help=argparse.SUPPRESS)  # internal: the camera process
     g.add_argument("--node-fastdds-profile", default=None, metavar="XML",

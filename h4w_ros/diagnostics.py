@@ -11,6 +11,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 # loss causes, in the order /diagnostics lists them
 LOSSES = (
     "sync_dropped",  # never paired with camera_info (and detections, depth) by stamp
@@ -19,6 +21,45 @@ LOSSES = (
     "not_ready",  # arrived while no model was loaded
     "failed",  # processing raised (logged)
 )
+
+
+class TransportLoss:
+    """Images the camera stamped that never reached the node, judged from the stamps that did.
+
+    The camera's period is the typical short interval between received stamps (the median of
+    those within 1.5x the 10th percentile, robust to jitter), so a stream arriving at half its
+    stamp rate lost half its images in transport (e.g. large best-effort images over Fast DDS).
+    Only what DDS never delivered counts: the node's own drops happen after receipt.
+    """
+
+    MIN_STAMPS = 30
+
+    def __init__(self, window: int = 150):
+        self.stamps: deque = deque(maxlen=window)
+
+    def add(self, stamp_ns: int) -> None:
+        if self.stamps and stamp_ns <= self.stamps[-1]:
+            self.stamps.clear()  # out of order or a jump back: start afresh
+        self.stamps.append(stamp_ns)
+
+    def clear(self) -> None:
+        self.stamps.clear()
+
+    def camera_period_s(self) -> float | None:
+        if len(self.stamps) < self.MIN_STAMPS:
+            return None
+        gaps = np.diff(np.asarray(self.stamps, dtype=np.int64))
+        short = np.percentile(gaps, 10)
+        typical = gaps[gaps <= 1.5 * short]
+        return float(np.median(typical)) * 1e-9 if short > 0 and len(typical) else None
+
+    def lost_fraction(self) -> float | None:
+        """Share of the images stamped over the window that did not arrive (None: too few stamps)."""
+        period = self.camera_period_s()
+        if period is None:
+            return None
+        expected = (self.stamps[-1] - self.stamps[0]) * 1e-9 / period + 1.0
+        return max(0.0, 1.0 - len(self.stamps) / expected)
 
 
 @dataclass
@@ -46,6 +87,7 @@ class FrameCounters:
     last_person_time: float = 0.0  # monotonic time a person was last output
     last_non_finite_time: float = 0.0
     last_empty_reason: str = ""  # why the newest processed frame had nobody
+    transport: TransportLoss = field(default_factory=TransportLoss)
 
     def lose(self, cause: str, count: int = 1) -> None:
         with self.lock:

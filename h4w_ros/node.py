@@ -82,6 +82,7 @@ MARKERS_TOPIC = "human/wholebody/markers"
 OVERLAY_TOPIC = "human/wholebody/overlay"
 NETWORK_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
 NO_IMAGES_HINT_S = 5.0  # publishers present this long but no image: say what to change
+TRANSPORT_LOSS_WARN = 0.2  # share of the camera's stamped images never received above which the node says why
 WORKER_JOIN_S = 2.0  # a frame still in the network after this at shutdown is abandoned
 COARSE_TRIANGLES = 3000  # marker_mesh coarse: the display mesh's size
 
@@ -286,7 +287,10 @@ class WholeBodyNode(LifecycleNode):
         qos = image_qos(reliability)
         self.image_input = SimpleFilter()
         self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self.inputs = [Subscriber(self, CameraInfo, "camera_info", qos_profile=qos)]
+        # camera_info is tiny and every frame needs its own: a reader queue of depth 1 loses some
+        # whenever callbacks lag (bursts of late images), and their images then never pair
+        info_qos = image_qos(reliability, depth=self.config.sync_queue_size)
+        self.inputs = [Subscriber(self, CameraInfo, "camera_info", qos_profile=info_qos)]
         names = ["camera_info"]
         if self.config.box_source == "detections":
             self.inputs.append(Subscriber(self, detections_type(self.config.detections_format), "detections", qos_profile=10))
@@ -321,6 +325,10 @@ class WholeBodyNode(LifecycleNode):
         if check.kind == ZERO:
             self._on_zero_stamp(msg)
             return
+        with self.counts.lock:
+            if check.kind in (JUMP_AHEAD, JUMP_BACK):
+                self.counts.transport.clear()
+            self.counts.transport.add(stamp_nanoseconds(msg))
         if check.kind in (JUMP_AHEAD, JUMP_BACK):
             with self.counts.lock:
                 self.counts.stamp_jumps += 1
@@ -374,6 +382,11 @@ class WholeBodyNode(LifecycleNode):
             self.log.report("no_camera_info",
                             f"images arrive on {image_topic} but no camera_info on {self.inputs[0].sub.topic_name} "
                             f"within sync_slop={self.config.sync_slop} s of their stamps: nothing is processed")
+        with self.counts.lock:
+            lost = self.counts.transport.lost_fraction() if seen and now - seen < 2.0 else None
+            period = self.counts.transport.camera_period_s()
+        if lost is not None and lost > TRANSPORT_LOSS_WARN:
+            self.log.report("transport_loss", transport_loss_hint(image_topic, lost, period, self.subscribed_reliability))
         publishers = self.count_publishers(image_topic)
         if publishers and not self.publishers_seen_since:
             self.publishers_seen_since = now
@@ -381,7 +394,7 @@ class WholeBodyNode(LifecycleNode):
             self.publishers_seen_since = 0.0
         if publishers and not seen and now - self.publishers_seen_since >= NO_IMAGES_HINT_S:
             self.log.report("no_images", no_images_hint(image_topic, publishers, self.subscribed_reliability))
-        if self.config.image_reliability == "auto" and publishers and not seen:
+        if self.config.image_reliability == "auto" and publishers:  # follow the camera, also one started later
             wanted = self._choose_reliability()
             if wanted != self.subscribed_reliability:
                 self.get_logger().info(f"camera on {image_topic} publishes {wanted}: subscribing {wanted}")
@@ -629,6 +642,9 @@ class WholeBodyNode(LifecycleNode):
                 "invalid_boxes": str(c.invalid_boxes),
                 "image_qos": self.subscribed_reliability,
             }
+            lost, period = c.transport.lost_fraction(), c.transport.camera_period_s()
+            values["camera_stamp_rate_hz"] = f"{1.0 / period:.2f}" if period else "nan"
+            values["images_lost_in_transport_pct"] = f"{lost * 100:.1f}" if lost is not None else "nan"
             images_recent = bool(c.last_image_time) and now - c.last_image_time < 2.0
             idle_for = now - max(c.last_person_time, self.activated_at)
             non_finite_recent = c.last_non_finite_time and now - c.last_non_finite_time < max(10.0, 3 * self.config.diagnostics_period)
@@ -651,6 +667,9 @@ class WholeBodyNode(LifecycleNode):
         elif images_recent and idle_for > self.config.idle_warning_timeout:
             why = empty_reason or "frames are not paired with camera_info"
             status.level, status.message = DiagnosticStatus.WARN, f"no person output for {idle_for:.0f} s: {why}"
+        elif images_recent and lost is not None and lost > TRANSPORT_LOSS_WARN:
+            status.level, status.message = DiagnosticStatus.WARN, (f"about {lost * 100:.0f}% of the camera's images never arrive "
+                                                                   "(transport; see the log for what to change)")
         elif self.standin:
             status.level, status.message = DiagnosticStatus.WARN, "running on STAND-IN assets (not real estimates)"
         elif not images_recent:
@@ -662,6 +681,17 @@ class WholeBodyNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [status]
         self.diag_pub.publish(msg)
+
+def transport_loss_hint(topic: str, lost: float, period_s: float, reliability: str) -> str:
+    """What to change when many of the camera's images never arrive."""
+    change = ("best effort drops a large image when any of its fragments is lost: make the camera publish reliable "
+              "(image_reliability:=auto follows it)" if reliability == "best_effort" else
+              "the transport falls behind the camera")
+    return (f"about {lost * 100:.0f}% of the images stamped on {topic} never arrive (the camera stamps "
+            f"{1.0 / period_s:.1f} Hz; subscribed {reliability}): {change}, or start the camera driver and this node with "
+            f"FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix h4w_ros)/share/h4w_ros/config/fastdds_large_images.xml "
+            "(shared memory for large images), or lower the camera's resolution or rate")
+
 
 def no_images_hint(topic: str, publishers: int, reliability: str) -> str:
     """What to change when a camera publishes but nothing arrives (the Fast DDS large-image case)."""

@@ -19,12 +19,13 @@ from ros_support import require_rclpy
 require_rclpy()
 
 from builtin_interfaces.msg import Time  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from h4w_ros.image_conversion import numpy_to_image  # noqa: E402
 from h4w_ros.msg import WholeBodyMeshArray  # noqa: E402
 from h4w_ros.replay import camera_info_for  # noqa: E402
-from node_harness import REPO, make_io, photo_rgb, start_node  # noqa: E402,F401
+from node_harness import REPO, make_io, photo_rgb, start_node, wait_for_output  # noqa: E402,F401
 
 DAY_S = 86_400
 ROI = "[20, 10, 360, 490]"  # integers, as anyone types pixels: accepted for a float array
@@ -249,3 +250,32 @@ def test_clean_exit_on_any_signal(case, ros, start_node):
     assert code == 0, (code, node.text()[-3000:])
     assert elapsed < 15.0, elapsed
     assert "Traceback" not in after and "[ERROR]" not in after, after
+
+
+def test_image_qos_auto_follows_the_camera_when_it_changes(ros, start_node):
+    """image_reliability auto: a best-effort camera is followed with best effort; when the driver
+    restarts publishing reliable (images already seen), the node follows it to reliable."""
+    from h4w_ros.qos import image_qos
+    from h4w_ros.replay import Player
+    from node_harness import IMAGE_TOPIC, INFO_TOPIC
+
+    node = start_node(box_source="fixed_roi", fixed_roi=ROI, image_reliability="auto", diagnostics_period="0.5")
+    assert node.wait_for_log("h4w_node active", 180), node.text()
+    _, recorder = make_io(ros)
+    best_effort = Player(IMAGE_TOPIC, INFO_TOPIC, context=ros.context)
+    for pub in (best_effort.image_pub, best_effort.info_pub):
+        best_effort.destroy_publisher(pub)
+    best_effort.image_pub = best_effort.create_publisher(Image, IMAGE_TOPIC, image_qos("best_effort"))
+    best_effort.info_pub = best_effort.create_publisher(CameraInfo, INFO_TOPIC, image_qos("best_effort"))
+    ros.executor.add_node(best_effort)
+    small = np.ascontiguousarray(photo_rgb()[::2, ::2])  # fits Fast DDS's default shared memory
+    wait_for_output(ros, node, recorder, best_effort, small)
+    assert any(d.get("image_qos") == "best_effort" for d in _diagnostics(recorder))
+    ros.executor.remove_node(best_effort)
+    best_effort.destroy_node()  # the driver restarts, now reliable
+    reliable = Player(IMAGE_TOPIC, INFO_TOPIC, context=ros.context)
+    ros.executor.add_node(reliable)
+    ros._nodes.append(reliable)
+    assert ros.spin_until(lambda: "publishes reliable: subscribing reliable" in node.text(), 60), node.text()[-2000:]
+    wait_for_output(ros, node, recorder, reliable, small)
+    assert ros.spin_until(lambda: _diagnostics(recorder)[-1].get("image_qos") == "reliable", 30), _diagnostics(recorder)[-1:]

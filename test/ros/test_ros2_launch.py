@@ -241,3 +241,27 @@ def test_two_cameras_in_two_namespaces_do_not_collide(ros, launched, standin_ass
         except subprocess.TimeoutExpired:
             code = None
         _assert_clean_exit(launches[c], pids, code)
+
+
+def _launch_cli(*args: str, option: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    env = dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, PATH=f"{ROS2.parent}:{os.environ['PATH']}")
+    return subprocess.run([str(ROS2), "launch", *option, "h4w_ros", "h4w.launch.py", *args], env=env, cwd="/",
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_ros2_launch_print_shows_the_node_and_its_arguments():
+    proc = _launch_cli("namespace:=cam_left", "allow_standin:=true", option=("--print",))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ExecInPkg(pkg='h4w_ros', exec='h4w_node')" in proc.stdout, proc.stdout  # the node, not an OpaqueFunction
+    shown = _launch_cli(option=("--show-args",))
+    for name in ("allow_standin", "precision", "image_reliability", "use_depth", "box_source", "detector_model",
+                 "publish_markers", "namespace", "autostart", "image", "camera_info", "detections", "depth", "frame_prefix"):
+        assert f"'{name}'" in shown.stdout, name
+
+
+def test_a_missing_config_file_is_an_error_naming_it(tmp_path):
+    missing = tmp_path / "my_h4w.yaml"
+    proc = _launch_cli(f"config:={missing}")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"config:={missing}: no such parameter file" in text, text[-2000:]
+    assert "process started" not in text  # no node was started on other settings
