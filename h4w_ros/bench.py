@@ -918,6 +918,7 @@ def measure_qos(args, receiver: Receiver, size: str, camera_qos: str, log_dir: P
         "received_hz": round(received / window, 2) if isinstance(received, int) and window else None,
         "output_hz": round(len(outputs) / (t1 - t0), 2), "seconds": round(t1 - t0, 1), "active_after_s": round(t_active - t0, 1),
         "diagnostics": diag, "hint": hint, "camera": camera, "node_log": str(session.node.log_path),
+        "pids": {"node": session.node.pid, "camera": session.camera.pid},
     })
     return record
 

@@ -9,6 +9,7 @@ from collections import deque
 
 from h4w_ros import messages
 from h4w_ros.frames import person_key
+from h4w_ros.hand_messages import delete_hand_markers, hand_arrow_markers, person_hand_states
 
 
 class MarkerThread:
@@ -82,10 +83,12 @@ class MarkerThread:
         self._previous_keys = set(keys)
         if not config.publish_markers:
             return
-        markers = messages.delete_markers(header, gone)
+        markers = messages.delete_markers(header, gone) + delete_hand_markers(header, gone)
         for i, (r, key) in enumerate(zip(results, keys)):
             colour = r.track_id if r.track_id >= 0 else i
             markers += messages.person_markers(r, header, key, node.display_faces, estimator.skeleton_parents, colour,
                                                config.marker_lifetime, config.marker_face_stride)
+        with_states = [(r, person_hand_states(r, node.hand_config)) for r in results]
+        markers += hand_arrow_markers(header, with_states, lambda r, i: person_key(r.track_id, i), config.marker_lifetime)
         if markers:
             publisher.publish(messages.marker_array(markers))

@@ -15,7 +15,10 @@ Topics (relative: they resolve in the node's namespace; remap the inputs):
   pub  human/wholebody (h4w_ros/WholeBodyMeshArray), header copied from the image
   pub  human/wholebody/faces (std_msgs/UInt32MultiArray, transient local, once): mesh triangles
   pub  human/wholebody/markers (visualization_msgs/MarkerArray), human/wholebody/overlay (debug image)
-  pub  /tf, /diagnostics
+  pub  human/hands (h4w_ros/HandStateArray): pointing rays, apertures, curls, hand states
+  pub  /tf: REP 155 frames per person (body_<id>, links, wrists, fingers, face_<id>, gaze_<id>),
+       smplx_pelvis_<id>; /diagnostics
+  pub  /humans/... (REP 155, hri_msgs) with hri and hri_msgs installed (h4w_ros/hri.py)
 Inference runs on a worker thread that always takes the newest frame: a frame that arrives
 while another waits replaces it (counted), so no backlog builds up.
 """
@@ -46,13 +49,14 @@ from h4w_core.inference.camera import Intrinsics, InvalidIntrinsicsError
 from h4w_core.inference.results import PersonResult
 from h4w_core.io.render import render_overlay
 from h4w_core.people.pipeline import PeoplePipeline
-from h4w_ros import messages
+from h4w_ros import messages, rep155
 from h4w_ros.detections import detection_boxes, detections_type
 from h4w_ros.diagnostics import LOSSES, CauseLog, FrameCounters, rate_hz
-from h4w_ros.frames import person_key
+from h4w_ros.hand_messages import hand_state_array, person_hand_states, set_hand_fields
+from h4w_ros.hri import HriPublisher, hri_available
 from h4w_ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
 from h4w_ros.markers import MarkerThread
-from h4w_ros.msg import WholeBodyMeshArray
+from h4w_ros.msg import HandStateArray, WholeBodyMeshArray
 from h4w_ros.params import (
     PEOPLE_PARAMETERS,
     NodeConfig,
@@ -60,6 +64,7 @@ from h4w_ros.params import (
     as_declared_types,
     check_update,
     declare_and_read,
+    hand_config,
     people_config,
 )
 from h4w_ros.qos import image_qos
@@ -80,6 +85,7 @@ OUTPUT_TOPIC = "human/wholebody"
 FACES_TOPIC = "human/wholebody/faces"
 MARKERS_TOPIC = "human/wholebody/markers"
 OVERLAY_TOPIC = "human/wholebody/overlay"
+HANDS_TOPIC = "human/hands"
 NETWORK_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
 NO_IMAGES_HINT_S = 5.0  # publishers present this long but no image: say what to change
 TRANSPORT_LOSS_WARN = 0.2  # share of the camera's stamped images never received above which the node says why
@@ -124,6 +130,8 @@ class WholeBodyNode(LifecycleNode):
         self.latest: dict[str, object] = {}  # newest message per non-image input (zero-stamp pairing)
         self.inputs: list = []
         self.sync = None
+        self.hri: HriPublisher | None = None
+        self.hand_config = hand_config(self.config)
         self.last_paired_ns: int | None = None  # stamp of the newest image paired by the synchroniser
         self.image_input = None
         self.image_sub = None
@@ -165,7 +173,9 @@ class WholeBodyNode(LifecycleNode):
             "faces": self.create_publisher(UInt32MultiArray, FACES_TOPIC, latched),
             "markers": self.create_publisher(MarkerArray, MARKERS_TOPIC, 10),
             "overlay": self.create_publisher(Image, OVERLAY_TOPIC, 1),
+            "hands": self.create_publisher(HandStateArray, HANDS_TOPIC, 10),
         }
+        self.hri = self._make_hri_publisher()
         self.tf = make_transform_broadcaster(self)
         self.check_timer = self.create_timer(1.0, self._check_inputs)
         return self._entered("inactive")
@@ -557,14 +567,16 @@ class WholeBodyNode(LifecycleNode):
     # ---- output ------------------------------------------------------------------------
     def _publish(self, header: Header, results: list[PersonResult], image: np.ndarray, order: str, intrinsics: Intrinsics) -> None:
         config = self.config
-        keys = [person_key(r.track_id, i) for i, r in enumerate(results)]
-        people = [messages.person_message(r, config.publish_mesh) for r in results]
+        hands = [person_hand_states(r, self.hand_config) for r in results]
+        people = [set_hand_fields(messages.person_message(r, config.publish_mesh), states, r.track_id)
+                  for r, states in zip(results, hands)]
         self.pubs["mesh"].publish(messages.array_message(header, people))
+        if config.publish_hands:
+            self.pubs["hands"].publish(hand_state_array(header, list(zip(results, hands))))
         if config.publish_tf and results:
-            transforms = []
-            for r, key in zip(results, keys):
-                transforms += messages.person_transforms(r, header, key, config.frame_prefix)
-            self.tf.sendTransform(transforms)
+            self.tf.sendTransform(rep155.people_transforms(results, header, config.frame_prefix))
+        if self.hri is not None:
+            self.hri.publish(header, results, image if order == "rgb" else image[:, :, ::-1], image.shape[1], image.shape[0])
         if config.publish_overlay:
             bgr = image[:, :, ::-1] if order == "rgb" else image
             canvas = render_overlay(bgr, results, self.estimator.faces, intrinsics, self.standin)
@@ -581,10 +593,23 @@ class WholeBodyNode(LifecycleNode):
         template = self.estimator.body_model.layer.v_template.detach().cpu().numpy()
         return coarse_faces(template, faces, max_triangles=COARSE_TRIANGLES)
 
+    def _make_hri_publisher(self) -> HriPublisher | None:
+        """The REP 155 topics when `hri` is on and hri_msgs is installed (else a one-line notice)."""
+        if not self.config.hri:
+            return None
+        if not hri_available():
+            self.log.once("hri_missing", "hri: true but hri_msgs is not installed: no REP 155 topics under /humans "
+                                         "(apt install ros-$ROS_DISTRO-hri-msgs, or hri:=false); TF frames follow REP 155 anyway", "info")
+            return None
+        return HriPublisher(self)
+
     def _drop_outputs(self) -> None:
         for pub in self.pubs.values():
             self.destroy_publisher(pub)
         self.pubs = {}
+        if self.hri is not None:
+            self.hri.close()
+            self.hri = None
         if self.check_timer is not None:
             self.destroy_timer(self.check_timer)
             self.check_timer = None
@@ -600,6 +625,8 @@ class WholeBodyNode(LifecycleNode):
         old, self.config = self.config, new
         if changed & PEOPLE_PARAMETERS:
             self.rebuild_people = True
+        if changed & {"hand_straight_max", "hand_curled_min", "hand_pinch_aperture"}:
+            self.hand_config = hand_config(new)
         if "stamp_jump_threshold" in changed:
             self.stamps = StampGuard(new.stamp_jump_threshold)
         if "diagnostics_period" in changed and new.diagnostics_period != old.diagnostics_period:

@@ -19,6 +19,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from h4w_core.backends import BACKENDS, PRECISIONS
+from h4w_core.people.hands import HandStateConfig
 from h4w_core.people.pipeline import BOX_SOURCES, PeopleConfig
 from h4w_core.people.tracking import TRACKERS
 
@@ -76,6 +77,11 @@ class NodeConfig:
     marker_face_stride: int = 1
     marker_lifetime: float = 1.0
     diagnostics_period: float = 1.0
+    hri: bool = True
+    publish_hands: bool = True
+    hand_straight_max: float = HandStateConfig.straight_max
+    hand_curled_min: float = HandStateConfig.curled_min
+    hand_pinch_aperture: float = HandStateConfig.pinch_aperture_m
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,12 @@ SPECS: dict[str, Spec] = {
     "marker_face_stride": Spec("Draw every n-th mesh triangle in the RViz marker (1 = all).", low=1, high=100),
     "marker_lifetime": Spec("Marker lifetime (s), so markers of a stopped node vanish.", low=0.0, high=60.0),
     "diagnostics_period": Spec("Period (s) of /diagnostics messages.", low=0.1, high=60.0),
+    "hri": Spec("Publish the REP 155 (ROS4HRI) topics under /humans when hri_msgs is installed (else a one-line notice); "
+                "TF frames follow REP 155 either way.", read_only=True),
+    "publish_hands": Spec("Publish every hand's state (pointing ray, aperture, curls, gesture) on human/hands (docs/HANDS.md)."),
+    "hand_straight_max": Spec("A long finger with curl at most this is extended (open hand, pointing index); 0..1.", low=0.0, high=1.0),
+    "hand_curled_min": Spec("A long finger with curl at least this is folded (fist, pointing); 0..1, above hand_straight_max.", low=0.0, high=1.0),
+    "hand_pinch_aperture": Spec("Thumb tip to index tip at most this for a pinch (m).", low=0.001, high=0.2),
 }
 
 # Parameters applied to the people pipeline (a change rebuilds it: tracks restart)
@@ -243,8 +255,18 @@ def validate(config: NodeConfig) -> None:
                              f"(TF frame names have no leading slash), got {config.frame_prefix!r}")
     try:
         people_config(config)
+        hand_config(config)
     except ValueError as exc:
         raise ParameterError(str(exc)) from None
+
+
+def hand_config(config: NodeConfig) -> HandStateConfig:
+    """The hand-state thresholds (h4w_core.people.hands) from the node's parameters."""
+    if not config.hand_straight_max < config.hand_curled_min:
+        raise ValueError(f"parameter 'hand_straight_max' ({config.hand_straight_max}) must be below "
+                         f"'hand_curled_min' ({config.hand_curled_min})")
+    return HandStateConfig(straight_max=config.hand_straight_max, curled_min=config.hand_curled_min,
+                           pinch_aperture_m=config.hand_pinch_aperture)
 
 
 def as_declared_types(parameters: list[Parameter]) -> list[Parameter]:

@@ -38,6 +38,7 @@ PARAMETER_ARGUMENTS = {
     "publish_markers": "true | false",
     "publish_overlay": "true | false",
     "frame_prefix": "prefix of the TF frame names, e.g. cam_left/",
+    "hri": "true: REP 155 topics under /humans (needs hri_msgs)",
     "autostart": "true: configure and activate at start; false: wait for ros2 lifecycle",
 }
 REMAPPED_INPUTS = {

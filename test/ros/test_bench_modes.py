@@ -92,3 +92,13 @@ def test_short_soak_prints_the_rss_summary(tmp_path, standin_assets):
     assert r["frames"] > 0 and len(r["rss_samples"]) >= 2 and r["windows"]
     assert r["rss_growth_pct"] is not None and r["rss_target_met"] is None  # far fewer than 10,000 frames
     assert all("rss_mb" in w and "outputs" in w for w in r["windows"])
+
+
+@pytest.mark.slow
+def test_qos_mode_reports_what_reaches_the_node_per_camera_qos(tmp_path, standin_assets):
+    _, records = run_bench(tmp_path, "--mode", "qos", "--sizes", "320x240", "--seconds", "3", "--rate", "15")
+    assert [(r["image"], r["camera_qos"]) for r in records] == [("320x240 rgb8", "reliable"), ("320x240 rgb8", "best_effort")]
+    for r in records:
+        assert r["node_image_qos"] == r["camera_qos"]  # image_reliability auto followed the camera
+        assert r["received_hz"] > 0 and r["camera_hz"] > 0  # small images arrive whatever the QoS
+        assert "images_lost_in_transport_pct" in r["diagnostics"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from ros_support import require_rclpy
 
@@ -16,7 +17,9 @@ require_rclpy()
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from h4w_ros.msg import PersonBox, PersonBoxArray, WholeBodyMeshArray  # noqa: E402
+from h4w_ros import rep155  # noqa: E402
+from h4w_ros.hri import hri_available  # noqa: E402
+from h4w_ros.msg import HandStateArray, PersonBox, PersonBoxArray, WholeBodyMeshArray  # noqa: E402
 from h4w_ros.replay import camera_info_for  # noqa: E402
 from node_harness import INFO_TOPIC, make_io, photo_rgb, start_node, wait_for_output  # noqa: E402,F401
 
@@ -24,6 +27,12 @@ from node_harness import INFO_TOPIC, make_io, photo_rgb, start_node, wait_for_ou
 def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     node = start_node(box_source="fixed_roi", fixed_roi="[20.0, 10.0, 360.0, 490.0]", publish_overlay="false")
     player, recorder = make_io(ros)
+    hands, tracked = [], []
+    listener = ros.node("hands_listener")
+    listener.create_subscription(HandStateArray, "/human/hands", hands.append, 10)
+    hri_msgs = pytest.importorskip("hri_msgs.msg", reason="hri_msgs is not installed") if hri_available() else None
+    if hri_msgs is not None:
+        listener.create_subscription(hri_msgs.IdsList, "/humans/bodies/tracked", tracked.append, 10)
     rgb = photo_rgb()
     header, out = wait_for_output(ros, node, recorder, player, rgb)
 
@@ -45,7 +54,7 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     assert person.track_id >= 0  # tracking is on by default and a track is born on its first frame
     assert np.all(np.isfinite(person.body_pose)) and len(person.left_hand_pose) == 45
 
-    key = str(person.track_id)
+    key = rep155.body_id(person.track_id, 0)  # REP 155 ids: h4w + zero-padded track id
     assert ros.spin_until(lambda: any(t.header.stamp == header.stamp for m in recorder.rec.tf for t in m.transforms), 10)
     frames = {t.child_frame_id: t for m in recorder.rec.tf for t in m.transforms if t.header.stamp == header.stamp}
     assert frames[f"body_{key}"].header.frame_id == "camera_optical_frame"
@@ -53,7 +62,21 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     assert frames[f"r_wrist_{key}"].header.frame_id == f"body_{key}"
     assert frames[f"l_index_1_{key}"].header.frame_id == f"l_wrist_{key}"
     assert frames[f"r_thumb_3_{key}"].header.frame_id == f"r_thumb_2_{key}"
-    assert len(frames) == 1 + 2 * 16
+    assert frames[f"smplx_pelvis_{key}"].header.frame_id == "camera_optical_frame"  # the SMPL-X pelvis, SMPL-X axes
+    for link, _ in rep155.REP_LINKS:  # REP 155's recommended links under body_<id>
+        assert frames[f"{link}_{key}"].header.frame_id == f"body_{key}"
+    assert len(frames) - len({f"face_{key}", f"gaze_{key}"} & set(frames)) == 1 + len(rep155.REP_LINKS) + 2 * 16 + 1
+
+    # hand states: in the message and on their own topic, the same numbers
+    assert person.left_hand.side == "left" and person.right_hand.side == "right"
+    assert person.left_hand.state in ("open", "fist", "pointing", "pinch", "other") and len(person.right_hand.curls) == 5
+    assert ros.spin_until(lambda: any(m.header.stamp == header.stamp for m in hands), 10)
+    same = next(m for m in hands if m.header.stamp == header.stamp)
+    assert [(h.side, h.state, h.track_id) for h in same.hands] == [
+        ("left", person.left_hand.state, person.track_id), ("right", person.right_hand.state, person.track_id)]
+    assert same.hands[0].aperture == pytest.approx(person.left_hand.aperture)
+    if hri_msgs is not None:  # REP 155 topics: the body id of the tracked person
+        assert ros.spin_until(lambda: any(key in m.ids for m in tracked), 10), [m.ids for m in tracked][-3:]
 
     assert ros.spin_until(lambda: recorder.rec.markers and recorder.rec.faces is not None, 10)
     markers = [m for arr in recorder.rec.markers for m in arr.markers if m.header.stamp == header.stamp]
@@ -205,7 +228,7 @@ def test_multi_person_frames_tracked_placed_by_depth_and_withdrawn(ros, start_no
     gone = str(next(iter(ids_by_gt[2])))
     assert ros.spin_until(lambda: any(m.action == m.DELETE and m.id == int(gone) for arr in recorder.rec.markers for m in arr.markers), 10)
     tf_children = {t.child_frame_id for m in recorder.rec.tf for t in m.transforms}
-    assert {f"body_{next(iter(ids))}" for ids in ids_by_gt.values()} <= tf_children
+    assert {f"body_{rep155.body_id(next(iter(ids)))}" for ids in ids_by_gt.values()} <= tf_children
 
 
 def test_backend_parameter_selects_onnxruntime(ros, start_node):
