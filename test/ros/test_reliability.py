@@ -127,6 +127,7 @@ def test_broken_camera_info_is_refused_and_never_poisons_a_track(ros, start_node
     assert "camera_info has no usable K" in log and "its K does not apply" in log
 
 
+@pytest.mark.slow
 def test_frame_accounting_adds_up_under_a_flood(ros, start_node):
     """200 Hz of frames, some without camera_info, some undecodable: every frame received is
     processed or counted as lost, at every diagnostics message."""
