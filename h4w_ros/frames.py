@@ -1,4 +1,9 @@
-"""TF frame names and the per-person frame tree (REP 155 style: ``<part>_<id>``).
+"""TF frame names and the SMPL-X frame tree (``<part>_<id>``) of :func:`h4w_ros.messages.person_transforms`.
+
+The node itself broadcasts the REP 155 tree of h4w_ros/rep155.py (``body_<id>`` with REP axes,
+its links, these wrist and finger frames under it, face and gaze, ``smplx_pelvis_<id>``); this
+module's tree, with ``body_<id>`` the SMPL-X pelvis, stays for the benchmarks and the tests that
+compose frames with SMPL-X axes.
 
 Per person, with ``<id>`` the track id (or ``p<index>`` in the frame when untracked):
 
