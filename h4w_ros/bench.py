@@ -36,6 +36,7 @@ Every process it starts is stopped at the end, and dies with this one (PR_SET_PD
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
@@ -52,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from h4w_core.cli.common import non_negative_number
 from h4w_core.data import SAMPLE_PHOTO
 
 PHOTO = SAMPLE_PHOTO
@@ -521,6 +523,24 @@ class Receiver:
         self.executor.shutdown()
 
 
+@contextlib.contextmanager
+def receiving(namespace: str = ""):
+    """An rclpy context (no signal handlers: SIGTERM unwinds through this) and a Receiver on it,
+    both shut down on the way out."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        receiver = Receiver(namespace)
+        try:
+            yield receiver
+        finally:
+            receiver.close()
+    finally:
+        rclpy.try_shutdown()
+
+
 # ==================================================================================== sessions
 class Session:
     """One node process and one camera process for one person count; both stopped on exit."""
@@ -728,26 +748,19 @@ def print_diagnostics(record: dict) -> None:
 
 
 def run_node(args) -> int:
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
 
     from h4w_core.tools.report import emit, format_table
 
     backend, network_ms = _backend(args, soak=False)
     persons = args.persons or [1, 4]
     log_dir = _log_dir(args)
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    receiver = Receiver(args.namespace)
-    try:
+    with receiving(args.namespace) as receiver:
         records = []
         for n in persons:
             print(f"[bench] node: {n} person(s), backend {backend}"
                   f"{f' ({network_ms:g} ms)' if network_ms is not None else ''}, {args.rate:g} Hz, {args.seconds:g} s ...",
                   file=sys.stderr, flush=True)
             records.append(measure_node(args, receiver, n, backend, network_ms, log_dir))
-    finally:
-        receiver.close()
-        rclpy.try_shutdown()
     for r in records:
         print_diagnostics(r)
     columns = list(NODE_COLUMNS)
@@ -846,24 +859,17 @@ def measure_soak(args, receiver: Receiver, persons: int, backend: str, network_m
 
 
 def run_soak(args) -> int:
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
 
     from h4w_core.tools.report import emit, format_table
 
     backend, network_ms = _backend(args, soak=True)
     persons = (args.persons or [1])[0]
     log_dir = _log_dir(args)
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    receiver = Receiver(args.namespace)
-    try:
+    with receiving(args.namespace) as receiver:
         print(f"[bench] soak: {persons} person(s), backend {backend}"
               f"{f' ({network_ms:g} ms)' if network_ms is not None else ''}, {args.rate:g} Hz, {args.minutes:g} min ...",
               file=sys.stderr, flush=True)
         record = measure_soak(args, receiver, persons, backend, network_ms, log_dir)
-    finally:
-        receiver.close()
-        rclpy.try_shutdown()
     columns = ("t [s]", "outputs", "out Hz", "lat p50", "lat p95", "recv", "sync drop", "newest drop", "RSS MB")
     rows = [[f"{w['t_s'][0]:g}-{w['t_s'][1]:g}", str(w["outputs"]), f"{w['output_hz']:.1f}",
              *(f"{w[k]:.1f}" if w.get(k) is not None else "-" for k in ("latency_ms_p50", "latency_ms_p95")),
@@ -924,8 +930,6 @@ def measure_qos(args, receiver: Receiver, size: str, camera_qos: str, log_dir: P
 
 
 def run_qos(args) -> int:
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
 
     from h4w_core.tools.report import emit, format_table
 
@@ -936,17 +940,12 @@ def run_qos(args) -> int:
         except argparse.ArgumentTypeError as exc:
             raise BenchError(f"--sizes: {exc}") from None
     log_dir = _log_dir(args)
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    receiver = Receiver(args.namespace)
-    try:
+    with receiving(args.namespace) as receiver:
         records = []
         for size in sizes:
             for camera_qos in CAMERA_QOS:
                 print(f"[bench] qos: camera {size} rgb8 {camera_qos} at {args.rate:g} Hz, {args.seconds:g} s ...", file=sys.stderr, flush=True)
                 records.append(measure_qos(args, receiver, size, camera_qos, log_dir))
-    finally:
-        receiver.close()
-        rclpy.try_shutdown()
     columns = ("image", "camera QoS", "node QoS", "camera Hz", "received Hz", "processed", "sync drop", "output Hz", "node said")
     rows = [[r["image"], r["camera_qos"], r["node_image_qos"] or "-", _cell(r, "camera_hz", "{:.1f}"), _cell(r, "received_hz", "{:.1f}"),
              _cell(r, "diagnostics.frames_processed", "{}"), _cell(r, "diagnostics.sync_dropped", "{}"), _cell(r, "output_hz", "{:.1f}"),
@@ -977,13 +976,6 @@ def _positive(kind):
     return parse
 
 
-def _non_negative(text):
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     from h4w_core.backends import BACKENDS
 
@@ -998,7 +990,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--smplx-dir", default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the JSON records here")
     g = p.add_argument_group("node, soak and qos")
-    g.add_argument("--network-ms", type=_non_negative, default=None,
+    g.add_argument("--network-ms", type=non_negative_number, default=None,
                    help="run backend:=emulated with this delay per network call (node: omitted = the real --backend; soak: default 5)")
     g.add_argument("--backend", choices=BACKENDS, default=None, help="the node's backend without --network-ms (node default: onnxruntime)")
     g.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -1006,7 +998,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--rate", type=_positive(float), default=30.0, help="camera frames per second")
     g.add_argument("--seconds", type=_positive(float), default=15.0, help="node: measuring time per person count")
     g.add_argument("--minutes", type=_positive(float), default=10.0, help="soak: measuring time")
-    g.add_argument("--warmup-s", type=_non_negative, default=1.0, help="node: seconds after the first output before measuring")
+    g.add_argument("--warmup-s", type=non_negative_number, default=1.0, help="node: seconds after the first output before measuring")
     g.add_argument("--window-s", type=_positive(float), default=None, help="soak: window for drops and latency (default: a tenth of the run, 2-60 s)")
     g.add_argument("--sample-s", type=_positive(float), default=None, help="soak: RSS sampling period (default: 0.5-5 s)")
     g.add_argument("--startup-timeout", type=_positive(float), default=300.0, help="seconds to wait for the node's first output")

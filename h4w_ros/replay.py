@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from std_msgs.msg import Header, UInt32MultiArray
 from tqdm import tqdm
 from visualization_msgs.msg import MarkerArray
 
-from h4w_core.cli.common import fail, read_image
+from h4w_core.cli.common import fail, non_negative_number, read_image
 from h4w_core.inference.camera import Intrinsics
 from h4w_core.io.render import draw_banner, draw_mesh, person_colour
 from h4w_ros.image_conversion import numpy_to_image
@@ -201,16 +200,6 @@ def _count(smallest: int):
     return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -219,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-topic", default="/camera/image_raw")
     p.add_argument("--camera-info-topic", default="/camera/camera_info")
     p.add_argument("--frames", type=_count(2), default=8, help="length of the built-in sequence (at least 2)")
-    p.add_argument("--period", type=_seconds, default=0.2, help="seconds between frames")
-    p.add_argument("--wait", type=_seconds, default=120.0, help="seconds to wait for the node's first output")
+    p.add_argument("--period", type=non_negative_number, default=0.2, help="seconds between frames")
+    p.add_argument("--wait", type=non_negative_number, default=120.0, help="seconds to wait for the node's first output")
     args = p.parse_args(argv)
     if args.images:  # read (or refuse) every image before any ROS context or node exists
         try:

@@ -2,8 +2,10 @@
 reader and all-or-nothing output files."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
+import math
 import os
 import struct
 import sys
@@ -19,6 +21,17 @@ MAX_IMAGE_PIXELS = 100_000_000  # 100 megapixels: far beyond any camera frame th
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (they carry the size); C4 (DHT), C8 (JPG) and CC (DAC) are not frames
 JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def non_negative_number(text: str) -> float:
+    """argparse type: a finite number >= 0 (seconds, milliseconds), as a float."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
 
 
 def fail(prog: str, code: int, message: object) -> int:
