@@ -9,7 +9,7 @@ from collections import deque
 
 from h4w_ros import messages
 from h4w_ros.frames import person_key
-from h4w_ros.hand_messages import delete_hand_markers, hand_arrow_markers, person_hand_states
+from h4w_ros.hand_messages import delete_hand_markers, hand_arrow_markers
 
 
 class MarkerThread:
@@ -19,7 +19,7 @@ class MarkerThread:
         self.node = node
         self.ms: deque = deque(maxlen=100)
         self.name = "markers"
-        self._latest = None  # (header, results) not drawn yet
+        self._latest = None  # (header, results, hand states) not drawn yet
         self._previous_keys: set[str] = set()
         self._cond = threading.Condition()
         self._running = False
@@ -30,10 +30,11 @@ class MarkerThread:
         self._thread = threading.Thread(target=self._loop, name="h4w_markers", daemon=True)
         self._thread.start()
 
-    def offer(self, header, results) -> None:
-        """The newest result; an undrawn older one is simply replaced."""
+    def offer(self, header, results, hands) -> None:
+        """The newest result and its (left, right) hand states per person, as published; an
+        undrawn older one is simply replaced."""
         with self._cond:
-            self._latest = (header, results)
+            self._latest = (header, results, hands)
             self._cond.notify()
 
     def stop(self, timeout: float) -> None:
@@ -73,7 +74,7 @@ class MarkerThread:
             self.ms.append((time.perf_counter() - started) * 1000.0)
             next_time = time.monotonic() + 1.0 / self.node.config.marker_rate
 
-    def _publish(self, header, results) -> None:
+    def _publish(self, header, results, hands) -> None:
         node, config = self.node, self.node.config
         estimator, publisher = node.estimator, node.pubs.get("markers")
         if estimator is None or publisher is None:
@@ -88,7 +89,6 @@ class MarkerThread:
             colour = r.track_id if r.track_id >= 0 else i
             markers += messages.person_markers(r, header, key, node.display_faces, estimator.skeleton_parents, colour,
                                                config.marker_lifetime, config.marker_face_stride)
-        with_states = [(r, person_hand_states(r, node.hand_config)) for r in results]
-        markers += hand_arrow_markers(header, with_states, lambda r, i: person_key(r.track_id, i), config.marker_lifetime)
+        markers += hand_arrow_markers(header, list(zip(results, hands)), lambda r, i: person_key(r.track_id, i), config.marker_lifetime)
         if markers:
             publisher.publish(messages.marker_array(markers))

@@ -48,6 +48,7 @@ from visualization_msgs.msg import MarkerArray
 from h4w_core.inference.camera import Intrinsics, InvalidIntrinsicsError
 from h4w_core.inference.results import PersonResult
 from h4w_core.io.render import render_overlay
+from h4w_core.people.hands import HandState
 from h4w_core.people.pipeline import PeoplePipeline
 from h4w_ros import messages, rep155
 from h4w_ros.detections import detection_boxes, detections_type
@@ -331,17 +332,18 @@ class WholeBodyNode(LifecycleNode):
             self.counts.received += 1
             self.counts.images_seen.append(now)
             self.counts.last_image_time = now
-        check = self.stamps.check(stamp_nanoseconds(msg), time.monotonic_ns())
+        stamp = stamp_nanoseconds(msg)
+        check = self.stamps.check(stamp, time.monotonic_ns())
         if check.kind == ZERO:
             self._on_zero_stamp(msg)
             return
+        jumped = check.kind in (JUMP_AHEAD, JUMP_BACK)
         with self.counts.lock:
-            if check.kind in (JUMP_AHEAD, JUMP_BACK):
-                self.counts.transport.clear()
-            self.counts.transport.add(stamp_nanoseconds(msg))
-        if check.kind in (JUMP_AHEAD, JUMP_BACK):
-            with self.counts.lock:
+            if jumped:
                 self.counts.stamp_jumps += 1
+                self.counts.transport.clear()  # the gap is the clock's, not images lost
+            self.counts.transport.add(stamp)
+        if jumped:
             reset_synchronizer(self.sync)
             self.last_paired_ns = None
             self.reset_tracks = self.reset_filters = True
@@ -492,8 +494,8 @@ class WholeBodyNode(LifecycleNode):
         if not self.running or self.estimator is None:
             return "not_ready"
         results = list(item["result"].people)
-        self._publish(item["header"], results, item["image"], item["order"], item["intrinsics"])
-        self.markers.offer(item["header"], results)
+        hands = self._publish(item["header"], results, item["image"], item["order"], item["intrinsics"])
+        self.markers.offer(item["header"], results, hands)
         done = time.monotonic()
         latency = sane_latency_ms(self.get_clock().now().nanoseconds, item["stamp_ns"], self.config.stamp_jump_threshold)
         with self.counts.lock:
@@ -565,7 +567,9 @@ class WholeBodyNode(LifecycleNode):
             self.log.report("people_rebuild", f"new people settings not applied: {type(exc).__name__}: {exc}", "error")
 
     # ---- output ------------------------------------------------------------------------
-    def _publish(self, header: Header, results: list[PersonResult], image: np.ndarray, order: str, intrinsics: Intrinsics) -> None:
+    def _publish(self, header: Header, results: list[PersonResult], image: np.ndarray, order: str,
+                 intrinsics: Intrinsics) -> list[tuple[HandState, HandState]]:
+        """Every output of one frame; returns the (left, right) hand states per person (for the markers)."""
         config = self.config
         hands = [person_hand_states(r, self.hand_config) for r in results]
         people = [set_hand_fields(messages.person_message(r, config.publish_mesh), states, r.track_id)
@@ -581,6 +585,7 @@ class WholeBodyNode(LifecycleNode):
             bgr = image[:, :, ::-1] if order == "rgb" else image
             canvas = render_overlay(bgr, results, self.estimator.faces, intrinsics, self.standin)
             self.pubs["overlay"].publish(numpy_to_image(np.ascontiguousarray(canvas), "bgr8", header))
+        return hands
 
     def _display_faces(self) -> np.ndarray:
         """The triangles the mesh marker draws: all of SMPL-X, or a coarse display mesh whose

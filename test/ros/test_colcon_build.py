@@ -6,6 +6,7 @@ launch and config files in share/h4w_ros, and the modules importing from the ins
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,8 +88,10 @@ def test_installed_tools_find_their_data_from_any_directory(workspace, tmp_path,
 @pytest.mark.slow
 def test_pip_install_carries_the_sample_photo(tmp_path):
     """A plain (non-editable) pip install holds the package data the tools read."""
-    target = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(REPO)],
+    target, source = tmp_path / "site", tmp_path / "source"
+    # from a copy of the sources: setuptools builds in place and must not leave build/ in the repository
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "build", "out", "*.egg-info", "__pycache__"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     code = "from h4w_core.data import SAMPLE_PHOTO; print(SAMPLE_PHOTO); assert SAMPLE_PHOTO.is_file()"
