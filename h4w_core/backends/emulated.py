@@ -142,15 +142,22 @@ class EmulatedRunner(BaseRunner):
             recording = cached_recording(checkpoint, cache_dir)
         self.recording_path = Path(recording)
         self.recording = load_recording(recording)
+        self._batches: dict = {}  # batch size -> the recording repeated as numpy arrays, made once
         LOG.warning("emulated backend: network replaced by a %.1f ms sleep returning recorded outputs (%s); "
                     "outputs do not depend on the image", self.network_ms, self.recording_path.name)
 
     def _infer(self, crops):
+        import torch
+
         from h4w_core.model.network import NetworkOutput
 
         n = crops.shape[0]
         time.sleep(self.network_ms / 1000.0)  # releases the GIL, as waiting on a GPU does
-        return NetworkOutput(*(t.repeat(n, *([1] * (t.dim() - 1))) for t in self.recording))
+        if n not in self._batches:
+            self._batches[n] = [t.repeat(n, *([1] * (t.dim() - 1))).numpy() for t in self.recording]
+        # fresh outputs (a caller may change them) copied by numpy, which keeps the GIL: a torch
+        # kernel per field would give it up and wait to get it back (h4w_core.model.tracing)
+        return NetworkOutput(*(torch.from_numpy(a.copy()) for a in self._batches[n]))
 
     def describe(self) -> str:
         return f"{self.name} runner ({self.device}, {self.precision}, {self.network_ms:g} ms sleep)"

@@ -17,13 +17,15 @@ import numpy as np
 import torch
 
 from h4w_core.inference.camera import Intrinsics
-from h4w_core.inference.placement import crop_box_to_image, lift_to_camera, project_to_image
+from h4w_core.inference.placement import camera_tensor, crop_box_to_image
+from h4w_core.inference.posing import PlacedBodies, PoseAndPlace
 from h4w_core.inference.preprocess import Crop, InvalidBoxError, crop_person, to_rgb
 from h4w_core.inference.results import PersonResult, SmplxParams, TrackInfo, frozen_array
 from h4w_core.model import constants
 from h4w_core.model.body_model import BodyModel, BodyModelOutput
 from h4w_core.model.checkpoint import load_network_weights
 from h4w_core.model.network import Hand4WholeNet, NetworkOutput
+from h4w_core.model.tracing import TracedByBatch
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class WholeBodyEstimator:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' requested but torch sees no CUDA GPU; use device 'cpu'")
         self.body_model = BodyModel(smplx_dir).to(self.device).eval()
+        self.posing = TracedByBatch(PoseAndPlace(self.body_model).eval(), PlacedBodies)
         if network is None:
             net = Hand4WholeNet()
             load_network_weights(net, checkpoint)
@@ -101,9 +104,9 @@ class WholeBodyEstimator:
 
     def split(self, out: NetworkOutput, crops: Sequence[Crop], tracks: Sequence[TrackInfo]) -> list[PersonEstimate]:
         """Batched network outputs -> per-person estimates (part boxes mapped to original pixels)."""
-        bbox = torch.from_numpy(np.stack([c.bbox_xywh for c in crops])).to(self.device)
+        bbox = np.stack([c.bbox_xywh for c in crops])
         arrays = {name: _numpy(getattr(out, name)) for name in PARAM_FIELDS}
-        parts = {name: _numpy(crop_box_to_image(getattr(out, name).float(), bbox)) for name in PART_BOXES}
+        parts = {name: crop_box_to_image(_numpy(getattr(out, name)), bbox) for name in PART_BOXES}
         return [
             PersonEstimate(params=SmplxParams(**{k: v[i] for k, v in arrays.items()}), track=track,
                            bbox_xywh=crop.bbox_xywh, **{k: v[i] for k, v in parts.items()})
@@ -111,40 +114,24 @@ class WholeBodyEstimator:
         ]
 
     @torch.no_grad()
-    def pose_body(self, people: Sequence[PersonEstimate]) -> BodyModelOutput:
-        """SMPL-X posed from each person's parameters, one batched call."""
-        args = [torch.from_numpy(np.stack([getattr(p.params, name) for p in people])).to(self.device)
-                for name in constants.SMPLX_PARAM_FIELDS]
-        return self.body_model(*args)
+    def pose(self, people: Sequence[PersonEstimate], intrinsics: Intrinsics) -> list[PersonResult]:
+        """SMPL-X posing and placement in the real camera for every person, in one traced call
+        (empty in, empty out): virtual-camera mesh, real-camera geometry, projected joints."""
+        if not people:
+            return []
 
-    @torch.no_grad()
-    def place(self, people: Sequence[PersonEstimate], body: BodyModelOutput, intrinsics: Intrinsics) -> list[PersonResult]:
-        """Posed bodies -> real-camera geometry: virtual-camera mesh, placement, projected joints."""
-        bbox = torch.from_numpy(np.stack([p.bbox_xywh for p in people])).to(self.device)
-        cam_trans = torch.from_numpy(np.stack([p.params.cam_trans for p in people])).to(self.device)
-        shift = cam_trans[:, None, :]
-        mesh_cam = body.vertices + shift
-        joints_cam = body.joints + shift
-        arrays = {
-            "mesh_cam": mesh_cam,
-            "vertices": lift_to_camera(mesh_cam, cam_trans, bbox, intrinsics),
-            "joints": lift_to_camera(joints_cam, cam_trans, bbox, intrinsics),
-            "skeleton_joints": lift_to_camera(body.skeleton_joints + shift, cam_trans, bbox, intrinsics),
-            "skeleton_rotations": body.skeleton_rotations,
-            "joints_img": project_to_image(joints_cam, bbox),
-        }
-        arrays = {k: _numpy(v) for k, v in arrays.items()}
+        def stacked(values) -> torch.Tensor:
+            return torch.from_numpy(np.stack(values)).to(self.device)
+
+        params = [stacked([getattr(p.params, name) for p in people]) for name in constants.SMPLX_PARAM_FIELDS]
+        placed = self.posing(*params, stacked([p.params.cam_trans for p in people]),
+                             stacked([p.bbox_xywh for p in people]), camera_tensor(intrinsics, self.device))
+        arrays = {k: _numpy(v) for k, v in placed._asdict().items()}
         return [
             PersonResult(params=p.params, track=p.track, bbox_xywh=p.bbox_xywh,
                          **{name: getattr(p, name) for name in PART_BOXES}, **{k: v[i] for k, v in arrays.items()})
             for i, p in enumerate(people)
         ]
-
-    def pose(self, people: Sequence[PersonEstimate], intrinsics: Intrinsics) -> list[PersonResult]:
-        """Body model and placement for every person (empty in, empty out)."""
-        if not people:
-            return []
-        return self.place(people, self.pose_body(people), intrinsics)
 
     def predict(
         self,
@@ -165,6 +152,7 @@ class WholeBodyEstimator:
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
+    """float32 numpy of a tensor (no copy for a float32 CPU tensor: no kernel runs, the GIL stays held)."""
     return t.detach().float().cpu().numpy()
 
 

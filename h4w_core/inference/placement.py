@@ -26,8 +26,14 @@ def project_to_image(points_cam: torch.Tensor, bbox_xywh: torch.Tensor) -> torch
     return torch.stack((u, v), dim=-1)
 
 
+def camera_tensor(intrinsics: Intrinsics, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(5,) float32: sqrt(fx fy), fx, fy, cx, cy: the camera as a tensor (an input of a traced graph)."""
+    k = intrinsics
+    return torch.tensor((float(np.sqrt(k.fx * k.fy)), k.fx, k.fy, k.cx, k.cy), dtype=torch.float32, device=device)
+
+
 def lift_to_camera(
-    points_cam: torch.Tensor, cam_trans: torch.Tensor, bbox_xywh: torch.Tensor, intrinsics: Intrinsics
+    points_cam: torch.Tensor, cam_trans: torch.Tensor, bbox_xywh: torch.Tensor, camera: Intrinsics | torch.Tensor
 ) -> torch.Tensor:
     """Place virtual-camera points (N, K, 3) in the real camera so they project where the reference draws them.
 
@@ -36,20 +42,26 @@ def lift_to_camera(
     and is put on the real camera ray through its reference pixel. Projection with the given
     intrinsics is exact by construction, and the shape stays metric to first order.
     """
+    if isinstance(camera, Intrinsics):
+        camera = camera_tensor(camera, points_cam.device)
+    focal, fx, fy, cx, cy = camera.unbind()
     uv = project_to_image(points_cam, bbox_xywh)
     virtual_focal = constants.FOCAL[0] / constants.INPUT_BODY_SHAPE[1] * bbox_xywh[:, 2]  # (N,)
-    scale = float(np.sqrt(intrinsics.fx * intrinsics.fy)) / virtual_focal
+    scale = focal / virtual_focal
     depth = points_cam[..., 2] - cam_trans[:, None, 2] + (scale * cam_trans[:, 2])[:, None]
-    x = (uv[..., 0] - intrinsics.cx) / intrinsics.fx * depth
-    y = (uv[..., 1] - intrinsics.cy) / intrinsics.fy * depth
+    x = (uv[..., 0] - cx) / fx * depth
+    y = (uv[..., 1] - cy) / fy * depth
     return torch.stack((x, y, depth), dim=-1)
 
 
-def crop_box_to_image(boxes: torch.Tensor, bbox_xywh: torch.Tensor) -> torch.Tensor:
-    """x1 y1 x2 y2 in 384x512 crop pixels -> original pixels (the crop is an axis-aligned scaling)."""
+def crop_box_to_image(boxes: np.ndarray, bbox_xywh: np.ndarray) -> np.ndarray:
+    """x1 y1 x2 y2 in 384x512 crop pixels (N, 4) -> original pixels (the crop is an axis-aligned scaling).
+
+    numpy on purpose: these few tiny operations hold the GIL, where each torch call would give it
+    up and have to wait for it back (see h4w_core.model.tracing)."""
     out_h, out_w = constants.INPUT_IMG_SHAPE
     sx = bbox_xywh[:, 2:3] / out_w
     sy = bbox_xywh[:, 3:4] / out_h
-    scale = torch.cat((sx, sy, sx, sy), dim=1)
-    offset = torch.cat((bbox_xywh[:, 0:2], bbox_xywh[:, 0:2]), dim=1)
+    scale = np.concatenate((sx, sy, sx, sy), axis=1)
+    offset = np.concatenate((bbox_xywh[:, 0:2], bbox_xywh[:, 0:2]), axis=1)
     return boxes * scale + offset

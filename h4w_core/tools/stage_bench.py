@@ -147,10 +147,8 @@ def time_frame(estimator: WholeBodyEstimator, image: np.ndarray, boxes: list, in
             out = estimator.network(patches)
             with timer("postprocess"):
                 people = estimator.split(out, crops, [TrackInfo(input_box=boxes[i]) for i in kept])
-            with timer("smplx"):
-                body = estimator.pose_body(people)
-            with timer("postprocess"):
-                estimator.place(people, body, intrinsics)
+            with timer("smplx"):  # posing and placement: one traced call
+                estimator.pose(people, intrinsics)
     return dict(timer.times)
 
 
