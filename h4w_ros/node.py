@@ -19,8 +19,11 @@ Topics (relative: they resolve in the node's namespace; remap the inputs):
   pub  /tf: REP 155 frames per person (body_<id>, links, wrists, fingers, face_<id>, gaze_<id>),
        smplx_pelvis_<id>; /diagnostics
   pub  /humans/... (REP 155, hri_msgs) with hri and hri_msgs installed (h4w_ros/hri.py)
-Inference runs on a worker thread that always takes the newest frame: a frame that arrives
-while another waits replaces it (counted), so no backlog builds up.
+Work runs in four concurrent stages, one thread each (prepare: image, boxes, tracks; network:
+estimate, smoothing; posing: SMPL-X, placement, depth; output: messages, TF), each taking the
+newest item from the one before: an item that arrives while another waits replaces it
+(counted), so no backlog builds up and the rate is set by the slowest stage. Markers are built
+on their own thread at marker_rate.
 """
 from __future__ import annotations
 
@@ -418,13 +421,16 @@ class WholeBodyNode(LifecycleNode):
 
     # ---- stages ------------------------------------------------------------------------
     def _start_stages(self) -> None:
-        """prepare (image, boxes, tracks) -> network (estimate, smooth, pose, depth) -> output
-        (messages, TF); markers on their own thread at marker_rate from the newest result."""
+        """prepare (image, boxes, tracks) -> network (estimate, smooth) -> posing (SMPL-X, placement,
+        depth) -> output (messages, TF); markers on their own thread at marker_rate from the newest
+        result. While the network runs on a frame, the previous one is posed and the one before
+        that published."""
         on_end, on_error = self.counts.finish, self._stage_failed
         output = Stage("output", self._output, on_end, on_error)
-        network = Stage("network", self._infer, on_end, on_error, downstream=output)
+        posing = Stage("posing", self._pose, on_end, on_error, downstream=output)
+        network = Stage("network", self._infer, on_end, on_error, downstream=posing)
         prepare = Stage("prepare", self._prepare, on_end, on_error, downstream=network)
-        self.stages = [prepare, network, output]
+        self.stages = [prepare, network, posing, output]
         for stage in self.stages:
             stage.start()
         self.markers = MarkerThread(self)
@@ -477,7 +483,7 @@ class WholeBodyNode(LifecycleNode):
         }
 
     def _infer(self, item: dict):
-        """The network, smoothing, posing and depth placement."""
+        """The network and smoothing."""
         estimator = self.estimator
         if estimator is None:
             return "not_ready"
@@ -485,7 +491,15 @@ class WholeBodyNode(LifecycleNode):
         if self.reset_filters:
             self.reset_filters = False
             people.reset_filters()
-        item["result"] = people.finish(estimator, item["prepared"], item["intrinsics"], item["stamp_s"], item["depth"])
+        item["estimated"] = people.estimate(estimator, item["prepared"], item["stamp_s"])
+        return item
+
+    def _pose(self, item: dict):
+        """SMPL-X posing, placement in the camera and depth placement."""
+        estimator = self.estimator
+        if estimator is None:
+            return "not_ready"
+        item["result"] = item["people"].place(estimator, item["estimated"], item["intrinsics"], item["depth"])
         self._account(item["result"])
         return item
 

@@ -1,5 +1,9 @@
 """One frame's people, in order: person boxes -> track ids -> network -> smoothing -> posing -> depth.
 
+Three halves that the node runs as concurrent stages (each not thread-safe with itself):
+``prepare`` (boxes, crops, track ids), ``estimate`` (network, smoothing) and ``place`` (posing,
+depth, finiteness); ``process`` runs them in a row.
+
 ROS-free: the node converts messages to arrays and calls ``PeoplePipeline.process``; a script or a
 test can do the same with a numpy image. Smoothing acts on each track's SMPL-X parameters and
 placement box before the body is posed (see ``EstimateSmoother``), so the mesh, the joints and the
@@ -7,6 +11,7 @@ joint orientations of a result always belong to the parameters it carries.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 
 import cv2
@@ -81,6 +86,15 @@ class PreparedFrame:
 
 
 @dataclass(frozen=True)
+class EstimatedFrame:
+    """A frame's people after the network and smoothing, before posing."""
+
+    prepared: PreparedFrame
+    estimates: tuple  # PersonEstimate per finite person, smoothed
+    non_finite: int = 0  # persons whose network outputs were not finite (dropped)
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """The people of one frame and what was dropped on the way (for diagnostics)."""
 
@@ -112,6 +126,8 @@ class PeoplePipeline:
         if config.tracking and config.smoothing:
             self.smoothers = TrackSmoothers(config.smoother_config(), factory=EstimateSmoother)
         self._frames = 0
+        self._late_drops: list[int] = []  # tracks whose posed result was not finite, for estimate() to reset
+        self._late_drops_lock = threading.Lock()
 
     def boxes(self, image: np.ndarray, order: str, given: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(P, 4) x y w h boxes and (P,) scores, at most max_persons, best first.
@@ -169,27 +185,46 @@ class PeoplePipeline:
         return PreparedFrame(tuple(crops), tuple(tracks), boxes=len(boxes), invalid_boxes=invalid,
                              unconfirmed=len(kept) - len(tracks))
 
-    def finish(self, estimator: WholeBodyEstimator, prepared: PreparedFrame, intrinsics: Intrinsics, stamp_s: float,
-               depth: np.ndarray | None = None) -> FrameResult:
-        """The network, smoothing, posing and depth placement of a prepared frame."""
+    def estimate(self, estimator: WholeBodyEstimator, prepared: PreparedFrame, stamp_s: float) -> EstimatedFrame:
+        """The network and smoothing of a prepared frame (may run beside ``place`` of an earlier one)."""
+        self._apply_late_drops()
         estimates = estimator.estimate(prepared.crops, prepared.tracks)
         ok = [e.params.is_finite() and bool(np.all(np.isfinite(e.bbox_xywh))) for e in estimates]
         good = [e for e, fine in zip(estimates, ok) if fine]
-        non_finite = len(estimates) - len(good)
         if self.smoothers is not None:
             self.smoothers.drop(e.track.track_id for e, fine in zip(estimates, ok) if not fine)
             good = [self.smoothers(e.track.track_id, stamp_s, e) for e in good]
-        results = estimator.pose(good, intrinsics)
+            if self.tracker is not None:
+                self.smoothers.retain(self.tracker.active_ids())
+        return EstimatedFrame(prepared, tuple(good), non_finite=len(estimates) - len(good))
+
+    def place(self, estimator: WholeBodyEstimator, estimated: EstimatedFrame, intrinsics: Intrinsics,
+              depth: np.ndarray | None = None) -> FrameResult:
+        """Posing and depth placement of an estimated frame; persons that come out non-finite are
+        dropped and their filters reset (by the next ``estimate``, which owns the filters)."""
+        results = estimator.pose(estimated.estimates, intrinsics)
         if depth is not None:
             results = [place_person_with_depth(r, depth, intrinsics, self.depth_config) for r in results]
         people = tuple(r for r in results if r.is_finite())
         if len(people) < len(results) and self.smoothers is not None:
-            self.smoothers.drop(r.track_id for r in results if not r.is_finite())
-        non_finite += len(results) - len(people)
-        if self.smoothers is not None and self.tracker is not None:
-            self.smoothers.retain(self.tracker.active_ids())
-        return FrameResult(people, boxes=prepared.boxes, invalid_boxes=prepared.invalid_boxes, non_finite=non_finite,
-                           unconfirmed=prepared.unconfirmed)
+            with self._late_drops_lock:
+                self._late_drops.extend(r.track_id for r in results if not r.is_finite())
+        prepared = estimated.prepared
+        return FrameResult(people, boxes=prepared.boxes, invalid_boxes=prepared.invalid_boxes,
+                           non_finite=estimated.non_finite + len(results) - len(people), unconfirmed=prepared.unconfirmed)
+
+    def finish(self, estimator: WholeBodyEstimator, prepared: PreparedFrame, intrinsics: Intrinsics, stamp_s: float,
+               depth: np.ndarray | None = None) -> FrameResult:
+        """The network, smoothing, posing and depth placement of a prepared frame."""
+        result = self.place(estimator, self.estimate(estimator, prepared, stamp_s), intrinsics, depth)
+        self._apply_late_drops()
+        return result
+
+    def _apply_late_drops(self) -> None:
+        with self._late_drops_lock:
+            drops, self._late_drops = self._late_drops, []
+        if drops and self.smoothers is not None:
+            self.smoothers.drop(drops)
 
     def process(
         self,
@@ -215,6 +250,6 @@ class PeoplePipeline:
             self.tracker.reset()
 
     def reset_filters(self) -> None:
-        """The half of reset() that belongs with finish()."""
+        """The half of reset() that belongs with estimate() (the filters)."""
         if self.smoothers is not None:
             self.smoothers.clear()

@@ -59,6 +59,38 @@ def test_non_finite_person_is_dropped_counted_and_its_filters_reset(standin_asse
     np.testing.assert_allclose(after.people[0].vertices, alone.vertices, atol=1e-5)
 
 
+def test_halves_run_as_stages_reset_a_filter_after_a_non_finite_posing(standin_assets, photo, monkeypatch):
+    """As the node runs them (network and posing stages): a person posed non-finite is dropped by
+    place() and its filter restarts at the next estimate(), which owns the filters."""
+    estimator = WholeBodyEstimator(standin_assets.checkpoint, standin_assets.smplx_dir)
+    pipeline = PeoplePipeline(PeopleConfig(box_source="fixed_roi", fixed_roi=SAMPLE_PERSON_BOX))
+    k = Intrinsics.default_for(photo.shape[1], photo.shape[0])
+
+    def halves(stamp_s: float):
+        prepared = pipeline.prepare(estimator, photo, "bgr")
+        return prepared, pipeline.estimate(estimator, prepared, stamp_s)
+
+    _, first = halves(0.0)
+    assert len(pipeline.place(estimator, first, k).people) == 1
+    shifted = photo.copy()
+    shifted[:, :40] = 0  # a different frame, so a running filter would differ from the raw estimate
+    _, second = halves(0.1)
+    posing = estimator.pose
+    monkeypatch.setattr(estimator, "pose", lambda people, intrinsics: [
+        dataclasses.replace(r, vertices=np.full_like(r.vertices, np.nan)) for r in posing(people, intrinsics)])
+    dropped = pipeline.place(estimator, second, k)
+    assert dropped.people == () and dropped.non_finite == 1
+    monkeypatch.setattr(estimator, "pose", posing)
+
+    prepared = pipeline.prepare(estimator, shifted, "bgr")
+    third = pipeline.estimate(estimator, prepared, 0.2)
+    raw = estimator.estimate(prepared.crops, prepared.tracks)
+    np.testing.assert_array_equal(third.estimates[0].params.body_pose, raw[0].params.body_pose)  # restarted
+    np.testing.assert_array_equal(third.estimates[0].params.cam_trans, raw[0].params.cam_trans)
+    result = pipeline.place(estimator, third, k)
+    assert len(result.people) == 1 and result.people[0].is_finite()
+
+
 def test_a_registered_tracker_is_selected_by_name(standin_assets, photo):
     built = []
 

@@ -112,6 +112,18 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
 
     assert ros.spin_until(lambda: dropped() >= 1, 5)
 
+    # four concurrent stages, each timed, and the slowest named
+    stages = ("prepare", "network", "posing", "output")
+
+    def timed() -> dict:
+        last = recorder.rec.diagnostics[-1].status[0]
+        return {kv.key: kv.value for kv in last.values}
+
+    assert ros.spin_until(lambda: all(timed().get(f"stage_{s}_ms", "nan") != "nan" for s in stages), 10)
+    values = timed()
+    assert all(float(values[f"stage_{s}_ms"]) > 0 for s in stages)
+    assert values["limiting_stage"] in stages
+
 
 def _raw_image(header: Header, encoding: str, width: int, height: int, data: bytes, step: int) -> Image:
     return Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step, data=data)
