@@ -10,6 +10,7 @@ from collections import deque
 from h4w_ros import messages
 from h4w_ros.frames import person_key
 from h4w_ros.hand_messages import delete_hand_markers, hand_arrow_markers
+from h4w_ros.raw_points import RawPointsEncoder
 
 
 class MarkerThread:
@@ -21,6 +22,7 @@ class MarkerThread:
         self.name = "markers"
         self._latest = None  # (header, results, hand states) not drawn yet
         self._previous_keys: set[str] = set()
+        self.encoder = RawPointsEncoder()  # mesh and skeleton points as arrays, not Point objects
         self._cond = threading.Condition()
         self._running = False
         self._thread: threading.Thread | None = None
@@ -85,10 +87,12 @@ class MarkerThread:
         if not config.publish_markers:
             return
         markers = messages.delete_markers(header, gone) + delete_hand_markers(header, gone)
+        points = []
         for i, (r, key) in enumerate(zip(results, keys)):
             colour = r.track_id if r.track_id >= 0 else i
-            markers += messages.person_markers(r, header, key, node.display_faces, estimator.skeleton_parents, colour,
-                                               config.marker_lifetime, config.marker_face_stride)
+            points += messages.person_marker_points(r, header, key, node.display_faces, estimator.skeleton_parents, colour,
+                                                    config.marker_lifetime, config.marker_face_stride)
+        markers += [marker for marker, _ in points]
         markers += hand_arrow_markers(header, list(zip(results, hands)), lambda r, i: person_key(r.track_id, i), config.marker_lifetime)
         if markers:
-            publisher.publish(messages.marker_array(markers))
+            publisher.publish(self.encoder.encode(messages.marker_array(markers), [(m, "points", p) for m, p in points]))

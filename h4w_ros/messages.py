@@ -232,6 +232,28 @@ def _corner_indices(faces: np.ndarray, stride: int) -> tuple[np.ndarray | None, 
     return entry[2], entry[3]
 
 
+def _marker_shells(header: Header, key: str, colour_index: int, lifetime_s: float) -> tuple[Marker, Marker]:
+    """The mesh (TRIANGLE_LIST) and skeleton (LINE_LIST) markers of one person, points not set."""
+    lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1) * 1e9))
+    mesh = Marker(header=header, ns=MESH_NS, id=marker_id(key), type=Marker.TRIANGLE_LIST, action=Marker.ADD)
+    mesh.pose.orientation.w = 1.0
+    mesh.scale.x = mesh.scale.y = mesh.scale.z = 1.0
+    mesh.color = _colour(colour_index, 0.8)
+    mesh.lifetime = lifetime
+    bones = Marker(header=header, ns=SKELETON_NS, id=marker_id(key), type=Marker.LINE_LIST, action=Marker.ADD)
+    bones.pose.orientation.w = 1.0
+    bones.scale.x = 0.01  # line width, metres
+    bones.color = _colour(colour_index, 1.0)
+    bones.lifetime = lifetime
+    return mesh, bones
+
+
+def _bone_ends(parents: np.ndarray) -> np.ndarray:
+    """Skeleton rows of a LINE_LIST: parent, child per bone."""
+    parents = np.asarray(parents, dtype=np.intp).reshape(-1)
+    return np.stack([parents[1:], np.arange(1, parents.size)], axis=1).reshape(-1)
+
+
 def person_markers(
     result: PersonResult,
     header: Header,
@@ -243,26 +265,31 @@ def person_markers(
     face_stride: int = 1,
 ) -> list[Marker]:
     """Mesh as TRIANGLE_LIST and skeleton as LINE_LIST, one colour per person."""
-    lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1) * 1e9))
-    mesh = Marker(header=header, ns=MESH_NS, id=marker_id(key), type=Marker.TRIANGLE_LIST, action=Marker.ADD)
-    mesh.pose.orientation.w = 1.0
-    mesh.scale.x = mesh.scale.y = mesh.scale.z = 1.0
-    mesh.color = _colour(colour_index, 0.8)
-    mesh.lifetime = lifetime
+    mesh, bones = _marker_shells(header, key, colour_index, lifetime_s)
     # one Point per used vertex, shared by the triangles that use it (6x fewer objects to build)
     used, corners = _corner_indices(faces, face_stride)
     vertices = np.asarray(result.vertices)
     vertex_points = _points(vertices if used is None else vertices[used])
     mesh.points = [vertex_points[i] for i in corners]
-    bones = Marker(header=header, ns=SKELETON_NS, id=marker_id(key), type=Marker.LINE_LIST, action=Marker.ADD)
-    bones.pose.orientation.w = 1.0
-    bones.scale.x = 0.01  # line width, metres
-    bones.color = _colour(colour_index, 1.0)
-    bones.lifetime = lifetime
-    parents = np.asarray(parents, dtype=np.intp).reshape(-1)
-    ends = np.stack([parents[1:], np.arange(1, parents.size)], axis=1).reshape(-1)  # parent, child per bone
-    bones.points = _points(np.asarray(result.skeleton_joints)[ends])
+    bones.points = _points(np.asarray(result.skeleton_joints)[_bone_ends(parents)])
     return [mesh, bones]
+
+
+def person_marker_points(
+    result: PersonResult,
+    header: Header,
+    key: str,
+    faces: np.ndarray,
+    parents: np.ndarray,
+    colour_index: int,
+    lifetime_s: float,
+    face_stride: int = 1,
+) -> list[tuple[Marker, np.ndarray]]:
+    """person_markers' two markers with their points as (K, 3) arrays instead (the markers' own
+    points left empty): for h4w_ros.raw_points, which serializes them without Point objects."""
+    mesh, bones = _marker_shells(header, key, colour_index, lifetime_s)
+    corners = np.asarray(faces)[::face_stride].reshape(-1)
+    return [(mesh, np.asarray(result.vertices)[corners]), (bones, np.asarray(result.skeleton_joints)[_bone_ends(parents)])]
 
 
 def delete_markers(header: Header, keys: Sequence[str]) -> list[Marker]:
