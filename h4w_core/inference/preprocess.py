@@ -97,5 +97,6 @@ def crop_person(rgb: np.ndarray, bbox_xywh) -> Crop:
     out_h, out_w = constants.INPUT_IMG_SHAPE
     img2crop = _affine(bbox, out_w, out_h)
     patch = cv2.warpAffine(rgb, img2crop, (out_w, out_h), flags=cv2.INTER_LINEAR)
-    patch = patch.transpose(2, 0, 1).astype(np.float32) / 255.0
-    return Crop(patch.astype(np.float32), bbox, img2crop, _affine(bbox, out_w, out_h, inverse=True))
+    chw = np.empty((3, out_h, out_w), dtype=np.float32)
+    np.divide(patch.transpose(2, 0, 1), np.float32(255.0), out=chw, dtype=np.float32)  # one pass, = astype / 255
+    return Crop(chw, bbox, img2crop, _affine(bbox, out_w, out_h, inverse=True))

@@ -364,3 +364,26 @@ def test_messages_pass_rclpy_field_checks(people, standin_estimator, tmp_path):
     env = {**os.environ, "ROS_PYTHON_CHECK_FIELDS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, str(script), str(data)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "checked ok" in done.stdout, done.stdout + done.stderr
+
+
+def test_transforms_built_by_slots_equal_constructor_built_ones(monkeypatch):
+    """stamped_transforms fills message slots directly where the classes have the expected layout
+    (it does here); its transforms equal those built with the public constructors, field by field."""
+    assert messages._build_transforms.__name__ == "direct"
+    rng = np.random.default_rng(5)
+    rotations = Rotation.from_rotvec(rng.normal(size=(6, 3))).as_matrix()
+    names = [(f"parent_{i}", f"child_{i}") for i in range(6)]
+    stamp = TimeMsg(sec=12, nanosec=345)
+    translations = rng.normal(size=(6, 3))
+    fast = messages.stamped_transforms(stamp, names, translations, rotations)
+    monkeypatch.setattr(messages, "_build_transforms", messages._public_transforms)
+    slow = messages.stamped_transforms(stamp, names, translations, rotations)
+    assert fast == slow
+    assert [serialize_message(t) for t in fast] == [serialize_message(t) for t in slow]
+
+
+def test_an_unexpected_message_layout_gets_the_public_constructors(monkeypatch):
+    layout = dict(messages._TRANSFORM_LAYOUT)
+    layout[TransformStamped] = layout[TransformStamped] | {"_a_field_this_distro_added"}
+    monkeypatch.setattr(messages, "_TRANSFORM_LAYOUT", layout)
+    assert messages._transform_builder() is messages._public_transforms
