@@ -249,12 +249,17 @@ class WholeBodyNode(LifecycleNode):
         from h4w_core.inference.estimator import WholeBodyEstimator
 
         try:
+            import torch
+
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            torch.set_num_threads(torch_threads(self.config, cores))
             network = None
             if not (self.config.backend == "torch" and self.config.precision == "fp32"):
                 from h4w_core.backends import make_runner
 
+                options = {"threads": cores} if self.config.backend == "onnxruntime" else {}  # its own pool, one per core
                 network = make_runner(self.config.backend, self.assets.checkpoint, device=self.config.device,
-                                      precision=self.config.precision)
+                                      precision=self.config.precision, **options)
                 network.warmup()  # first-call allocations and kernel selection before the first frame
             self.estimator = WholeBodyEstimator(self.assets.checkpoint, self.assets.smplx_dir, device=self.config.device, network=network)
         except Exception as exc:  # any failure here must leave a running node that says why
@@ -727,6 +732,17 @@ class WholeBodyNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [status]
         self.diag_pub.publish(msg)
+
+def torch_threads(config: NodeConfig, cores: int) -> int:
+    """torch's CPU thread count for the node: the parameter, or with 0 (auto) one per core when a
+    torch backend runs the network on the CPU, else 1. The stages run at once: measured with the
+    emulated 5 ms network and 4 persons, 1 thread gave 26 Hz where one per core gave 15 Hz, its
+    idle threads spinning on the cores the other stages needed."""
+    if config.torch_threads > 0:
+        return config.torch_threads
+    torch_network_on_cpu = config.backend in ("torch", "torch_compiled") and config.device == "cpu"
+    return cores if torch_network_on_cpu else 1
+
 
 def transport_loss_hint(topic: str, lost: float, period_s: float, reliability: str) -> str:
     """What to change when many of the camera's images never arrive."""

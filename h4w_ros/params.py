@@ -41,6 +41,7 @@ class NodeConfig:
     device: str = "cpu"
     backend: str = "torch"
     precision: str = "fp32"
+    torch_threads: int = 0
     box_source: str = "detector"
     fixed_roi: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     detector: str = "hog"
@@ -103,6 +104,9 @@ SPECS: dict[str, Spec] = {
     "device": Spec("Inference device.", read_only=True, choices=("cpu", "cuda")),
     "backend": Spec("Inference backend (docs/BACKENDS.md).", read_only=True, choices=tuple(BACKENDS)),
     "precision": Spec("Network precision, as the backend supports it on the device (never silently changed).", read_only=True, choices=PRECISIONS),
+    "torch_threads": Spec("Threads of torch's CPU kernels (SMPL-X posing on the CPU, a torch network on the CPU); 0 = auto: "
+                          "one per core when a torch backend runs the network on the CPU, else 1 (the node's stages run at "
+                          "once, and idle torch threads spin on the cores the other stages need).", read_only=True, low=0, high=256),
     "box_source": Spec("Where person boxes come from.", read_only=True, choices=BOX_SOURCES),
     "fixed_roi": Spec("Person box x, y, width, height in pixels for box_source 'fixed_roi'."),
     "detector": Spec("Built-in detector for box_source 'detector': 'hog' (OpenCV, offline) or 'onnx' (detector_model).", read_only=True, choices=("hog", "onnx")),

@@ -72,3 +72,18 @@ def test_colcon_executables_match_the_pip_console_scripts():
     setup = (REPO / "setup.py").read_text()
     pip = {e.replace(" ", "") for e in re.findall(r'"(h4w[\w-]* = [\w.]+:\w+)"', setup)}
     assert colcon == pip and "h4w_node=h4w_ros.node:main" in colcon
+
+
+@pytest.mark.parametrize("backend, device, configured, expected", [
+    ("torch", "cpu", 0, 8),  # auto: the network's own kernels want every core
+    ("torch_compiled", "cpu", 0, 8),
+    ("torch", "cuda", 0, 1),  # auto: torch runs only posing on the CPU, beside the other stages
+    ("onnxruntime", "cpu", 0, 1),  # ONNX Runtime has its own pool
+    ("emulated", "cpu", 0, 1),
+    ("onnxruntime", "cpu", 3, 3),  # set: taken as given
+])
+def test_torch_threads_auto_follows_where_the_network_runs(backend, device, configured, expected):
+    from h4w_ros.node import torch_threads
+
+    config = NodeConfig(backend=backend, device=device, torch_threads=configured)
+    assert torch_threads(config, cores=8) == expected
