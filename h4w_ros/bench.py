@@ -1,8 +1,9 @@
 """python -m h4w_ros.bench: the node's own costs, per stage (stages), end to end over DDS (node), or over time (soak).
 
 --mode stages (the default): the node's per-frame overhead with the network excluded, in
-  milliseconds. Stages: image message -> numpy, post-processing (placement, boxes),
-  WholeBodyMeshArray building, its serialisation, TF building, marker building, and publishing
+  milliseconds, one thing at a time on one thread. Stages: image message -> numpy, posing and
+  placement (SMPL-X), WholeBodyMeshArray building (with hand states), its serialisation, REP 155
+  TF building, marker building (the default coarse mesh, serialized from numpy), and publishing
   all of them on real publishers. The network runs once beforehand (stand-in assets unless real
   ones are given); its outputs are reused so only the node's work is timed.
 
@@ -103,9 +104,14 @@ def bench(persons: int, repeats: int, estimator, node, width: int = 640, height:
 
     from h4w_core.inference.camera import Intrinsics
     from h4w_core.inference.results import TrackInfo
-    from h4w_ros import messages
+    from h4w_core.io.display_mesh import coarse_faces
+    from h4w_ros import messages, rep155
+    from h4w_ros.frames import person_key
+    from h4w_ros.hand_messages import person_hand_states, set_hand_fields
     from h4w_ros.image_conversion import image_to_numpy, numpy_to_image
     from h4w_ros.msg import WholeBodyMeshArray
+    from h4w_ros.node import COARSE_TRIANGLES
+    from h4w_ros.raw_points import RawPointsEncoder
     from h4w_ros.tf_compat import make_transform_broadcaster
 
     photo = cv2.resize(cv2.imread(str(_photo())), (height, height))
@@ -116,8 +122,11 @@ def bench(persons: int, repeats: int, estimator, node, width: int = 640, height:
     boxes = [[(width - height) // 2 + 20 + 10 * i, 10, 300, 460] for i in range(persons)]
     intrinsics = Intrinsics(600.0, 600.0, width / 2, height / 2)
     crops, kept = estimator.crops(frame, boxes, "bgr")
-    people = estimator.estimate(crops, [TrackInfo(input_box=boxes[i]) for i in kept])
+    people = estimator.estimate(crops, [TrackInfo(input_box=boxes[i], track_id=i + 1) for i in kept])
     parents = estimator.skeleton_parents
+    display = coarse_faces(estimator.body_model.layer.v_template.detach().cpu().numpy(), estimator.faces,
+                           max_triangles=COARSE_TRIANGLES)  # the node's default marker_mesh: coarse
+    encoder = RawPointsEncoder()
     mesh_pub = node.create_publisher(WholeBodyMeshArray, "/h4w_bench/wholebody", 10)
     marker_pub = node.create_publisher(MarkerArray, "/h4w_bench/markers", 10)
     tf = make_transform_broadcaster(node)
@@ -129,17 +138,19 @@ def bench(persons: int, repeats: int, estimator, node, width: int = 640, height:
         t["image_to_numpy"] = time.perf_counter()
         results = estimator.pose(people, intrinsics)
         t["postprocess"] = time.perf_counter()
-        array = messages.array_message(header, [messages.person_message(r) for r in results])
+        array = messages.array_message(header, [set_hand_fields(messages.person_message(r), person_hand_states(r), r.track_id)
+                                                for r in results])
         t["mesh_message"] = time.perf_counter()
         serialize_message(array)
         t["serialize"] = time.perf_counter()
-        transforms = [tr for i, r in enumerate(results) for tr in messages.person_transforms(r, header, str(i))]
+        transforms = rep155.people_transforms(results, header)
         t["tf_build"] = time.perf_counter()
-        markers = [m for i, r in enumerate(results) for m in messages.person_markers(r, header, str(i), estimator.faces, parents, i, 1.0)]
+        parts = [p for i, r in enumerate(results) for p in messages.person_marker_points(r, header, person_key(r.track_id, i), display, parents, i, 1.0)]
+        markers = encoder.encode(messages.marker_array([m for m, _ in parts]), [(m, "points", p) for m, p in parts])
         t["markers_build"] = time.perf_counter()
         mesh_pub.publish(array)
         tf.sendTransform(transforms)
-        marker_pub.publish(messages.marker_array(markers))
+        marker_pub.publish(markers)
         t["publish"] = time.perf_counter()
         previous = start
         for stage in STAGES[:-1]:
