@@ -82,6 +82,18 @@ def _xyxy(bbox_xywh: np.ndarray) -> np.ndarray:
     return _float32((x, y, x + w, y + h))
 
 
+def _verified(direct: Callable, public: Callable, probe: tuple) -> Callable:
+    """``direct`` when it builds the same messages as ``public`` from ``probe`` (equal and with the
+    same repr), else ``public``: a message layout of another ROS 2 version falls back safely."""
+    try:
+        fast, slow = direct(*probe), public(*probe)
+        if fast == slow and [repr(m) for m in fast] == [repr(m) for m in slow]:
+            return direct
+    except (AttributeError, TypeError):
+        pass
+    return public
+
+
 def _point_builder() -> Callable[[list[float], list[float], list[float]], list[Point]]:
     """A function (xs, ys, zs) lists of Python floats -> list of geometry_msgs/Point.
 
@@ -115,14 +127,7 @@ def _point_builder() -> Callable[[list[float], list[float], list[float]], list[P
             append(p)
         return out
 
-    probe = ([1.5, 0.0], [-2.25, 7.0], [3.0e-3, -1.0e6])
-    try:
-        fast, slow = direct(*probe), public(*probe)
-        if fast == slow and [repr(p) for p in fast] == [repr(p) for p in slow]:
-            return direct
-    except (AttributeError, TypeError):
-        pass
-    return public
+    return _verified(direct, public, ([1.5, 0.0], [-2.25, 7.0], [3.0e-3, -1.0e6]))
 
 
 _build_points = _point_builder()
@@ -245,13 +250,7 @@ def _transform_builder() -> Callable[..., list[TransformStamped]]:
 
     probe = (TimeMsg(sec=3, nanosec=7), [("cam", "body_1"), ("body_1", "l_wrist_1")],
              [(1.5, -2.0, 3.0e-3), (0.0, 7.0, -1.0e6)], [(0.0, 0.0, 0.0, 1.0), (0.5, -0.5, 0.5, 0.5)])
-    try:
-        fast, slow = direct(*probe), _public_transforms(*probe)
-        if fast == slow and [repr(t) for t in fast] == [repr(t) for t in slow]:
-            return direct
-    except (AttributeError, TypeError):
-        pass
-    return _public_transforms
+    return _verified(direct, _public_transforms, probe)
 
 
 _build_transforms = _transform_builder()
