@@ -89,7 +89,7 @@ def _verified(direct: Callable, public: Callable, probe: tuple) -> Callable:
         fast, slow = direct(*probe), public(*probe)
         if fast == slow and [repr(m) for m in fast] == [repr(m) for m in slow]:
             return direct
-    except (AttributeError, TypeError):
+    except Exception:  # any surprise: the public constructors
         pass
     return public
 
@@ -225,6 +225,8 @@ def _transform_builder() -> Callable[..., list[TransformStamped]]:
         if not fields <= slots <= fields | {"_check_fields"}:
             return _public_transforms
         checks[cls] = cls()._check_fields if "_check_fields" in slots else None
+    if any(checks.values()):  # ROS_PYTHON_CHECK_FIELDS: the constructors check every field, so use them
+        return _public_transforms
     new = object.__new__
     c_stamped, c_header, c_transform, c_vector, c_quat = (checks[c] for c in _TRANSFORM_LAYOUT)
 

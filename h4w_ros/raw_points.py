@@ -44,7 +44,7 @@ def _pattern(k: int) -> bytes:
 
 class RawPointsEncoder:
     """``encode(msg, slots)``: bytes of ``msg`` as the middleware serializes it, with each slot's
-    Point[] field holding the (N, 3) array given for it (N >= 1); the fields are left empty after.
+    Point[] field holding the (N, 3) array given for it; the fields are left empty after.
 
     ``fast`` is False when the self-check at construction failed: ``encode`` then fills the
     fields with Point objects and returns the message itself (``publish`` takes either); so it
@@ -62,9 +62,7 @@ class RawPointsEncoder:
     def encode(self, msg, slots: Sequence[tuple[object, str, np.ndarray]]):
         """slots: (message object inside ``msg``, its Point[] field name, (N, 3) points)."""
         arrays = [np.ascontiguousarray(np.asarray(points, dtype="<f8").reshape(-1, 3)) for _, _, points in slots]
-        if any(a.shape[0] == 0 for a in arrays):
-            raise ValueError("every slot needs at least one point")
-        if self.fast:
+        if self.fast and all(a.shape[0] > 0 for a in arrays):  # an empty slot has no point to stand in for it
             try:
                 return self._encode_fast(msg, slots, arrays)
             except ValueError:  # this message's layout cannot be read unambiguously: send it plain

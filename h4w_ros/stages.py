@@ -44,15 +44,18 @@ class Stage:
         self._thread.start()
 
     def put(self, item: Any) -> None:
-        """Hand an item in; an item still waiting is dropped (its end reported as newest_wins_dropped)."""
+        """Hand an item in; an item still waiting is dropped (its end reported as newest_wins_dropped).
+        A stopped stage takes nothing: the item ends as not_ready."""
         with self._cond:
-            replaced = self._full
-            self._slot, self._full = item, True
-            if replaced:
-                self.dropped += 1
-            self._cond.notify()
-        if replaced:
-            self.on_end("newest_wins_dropped")
+            if not self._running:
+                ended = "not_ready"
+            else:
+                ended = "newest_wins_dropped" if self._full else ""
+                self._slot, self._full = item, True
+                self.dropped += bool(ended)
+                self._cond.notify()
+        if ended:
+            self.on_end(ended)
 
     def stop(self, timeout: float) -> bool:
         """Stop taking items; True when the thread has ended within ``timeout`` seconds."""

@@ -50,7 +50,9 @@ static volatile float sink;
 static void *work(void *arg) {
   long n = *(long *)arg;
   vec a = SET1(1.0000001f), b = SET1(0.9999999f);
-  vec c0 = SET1(0.0f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  /* distinct starting values: twelve identical chains would be merged into one by the compiler */
+  vec c0 = SET1(0.0f), c1 = SET1(1.0f), c2 = SET1(2.0f), c3 = SET1(3.0f), c4 = SET1(4.0f), c5 = SET1(5.0f);
+  vec c6 = SET1(6.0f), c7 = SET1(7.0f), c8 = SET1(8.0f), c9 = SET1(9.0f), c10 = SET1(10.0f), c11 = SET1(11.0f);
   for (long i = 0; i < n; i++) {
     c0 = FMA(a, b, c0); c1 = FMA(a, b, c1); c2 = FMA(a, b, c2); c3 = FMA(a, b, c3);
     c4 = FMA(a, b, c4); c5 = FMA(a, b, c5); c6 = FMA(a, b, c6); c7 = FMA(a, b, c7);
@@ -128,8 +130,11 @@ def network_gflop(onnx_path: Path) -> float:
         elif node.op_type == "ConvTranspose":  # in elements x (out channels per group x kernel)
             weight = shapes[node.input[1]]
             flops += 2.0 * np.prod(shapes[node.input[0]]) * np.prod(weight[1:])
-        elif node.op_type in ("MatMul", "Gemm"):
+        elif node.op_type == "MatMul":
             flops += 2.0 * np.prod(shapes[node.output[0]]) * shapes[node.input[0]][-1]
+        elif node.op_type == "Gemm":  # A is (M, K), or (K, M) with transA
+            trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+            flops += 2.0 * np.prod(shapes[node.output[0]]) * shapes[node.input[0]][0 if trans_a else -1]
     return flops / 1e9
 
 

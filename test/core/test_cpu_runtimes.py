@@ -57,3 +57,19 @@ def test_a_run_reports_onnxruntime_against_the_given_peak(tmp_path, capsys):
     assert ort["gflop"] == round(gflop, 2) and ort["max_abs_diff_vs_onnxruntime"] == 0.0
     assert ort["fraction_of_avx2_peak"] == pytest.approx(ort["gflops"] / 100.0, abs=2e-3)
     assert "p50_ms" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flags", [["-mavx2", "-mfma"], ["-mavx512f", "-DWIDE"]])
+def test_the_peak_loop_keeps_twelve_independent_fma_chains(tmp_path, flags):
+    """Twelve chains the compiler could merge into one would make the loop latency-bound and its
+    count of 12 FMAs per pass a wrong peak: the assembly must hold 12 FMA instructions."""
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler here")
+    source = tmp_path / "peak.c"
+    source.write_text(cpu_runtimes._PEAK_SOURCE)
+    asm = subprocess.run([compiler, "-O2", *flags, "-S", "-o", "-", str(source)], capture_output=True, text=True, check=True).stdout
+    assert asm.count("vfmadd") >= 12

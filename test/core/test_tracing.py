@@ -73,3 +73,14 @@ def test_a_failing_trace_falls_back_to_eager_and_says_so(caplog):
     second = traced(torch.full((2, 2), 3.0))  # eager from then on: follows the input
     torch.testing.assert_close(first.total, torch.ones(2, 2))
     torch.testing.assert_close(second.total, torch.full((2, 2), 3.0))
+
+
+def test_a_call_with_non_finite_outputs_does_not_decide_the_trace():
+    """Nothing can be checked against NaN or inf: that call runs eager and a later one traces."""
+    traced = TracedByBatch(ShapeReading(), Pair)
+    key = (2, torch.device("cpu"), torch.float32)
+    out = traced(torch.full((2, 3), float("nan")), torch.ones(2, 1))
+    assert torch.isnan(out.total).all() and key not in traced._graphs
+    x, y = torch.randn(2, 3), torch.randn(2, 1)
+    torch.testing.assert_close(traced(x, y).total, x.sum(dim=1, keepdim=True) + 1.0)
+    assert isinstance(traced._graphs[key], torch.jit.ScriptModule)

@@ -117,3 +117,12 @@ def test_person_marker_points_match_person_markers(standin_estimator):
             np.testing.assert_array_equal([[p.x, p.y, p.z] for p in plain.points], points)
             marker.points = plain.points
             assert marker == plain
+
+
+def test_an_empty_point_list_is_sent_as_a_plain_message():
+    msg, slots = _random_case(np.random.default_rng(5))
+    owner = slots[0][0]
+    slots[0] = (owner, "points", np.zeros((0, 3)))
+    out = RawPointsEncoder().encode(msg, slots)
+    assert out is msg and list(owner.points) == []
+    assert deserialize_message(serialize_message(out), MarkerArray) == _as_the_middleware_has_it(msg, slots)

@@ -1,0 +1,104 @@
+"""h4w_ros.stages: concurrent stages joined by newest-wins slots; every item ends exactly once."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from h4w_ros.stages import Stage, limiting_stage
+
+WAIT_S = 30.0  # a bound for a stuck thread only: every wait below ends on a condition
+
+
+class Ends:
+    """Thread-safe tally of how items ended, with a wait for a total."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.errors: list[str] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, fate: str) -> None:
+        with self._cond:
+            self.counts[fate] += 1
+            self._cond.notify_all()
+
+    def error(self, stage: str, exc: Exception) -> None:
+        self.errors.append(f"{stage}: {exc}")
+
+    def wait_total(self, n: int) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: sum(self.counts.values()) >= n, WAIT_S)
+
+
+def test_items_pass_in_order_and_a_waiting_one_is_replaced_by_the_newest():
+    ends, seen, gate = Ends(), [], threading.Event()
+
+    def slow(item):
+        gate.wait(WAIT_S)  # holds the first item, so the next ones meet a full slot
+        return item
+
+    def last(item):
+        seen.append(item)
+        return "processed"
+
+    second = Stage("second", last, ends, ends.error)
+    first = Stage("first", slow, ends, ends.error, downstream=second)
+    for stage in (first, second):
+        stage.start()
+    first.put(0)
+    assert _wait(lambda: first._full is False)  # item 0 taken, the worker waits on the gate
+    for item in (1, 2, 3):
+        first.put(item)  # 1 and 2 are replaced while they wait
+    gate.set()
+    assert ends.wait_total(4)
+    assert first.dropped == 2  # 1 and 2 replaced in the first slot
+    # 0 reaches the second stage unless 3 replaces it there first: either way in order, the newest last
+    assert seen in ([0, 3], [3]) and first.dropped + second.dropped == ends.counts["newest_wins_dropped"]
+    assert ends.counts["processed"] == len(seen) and sum(ends.counts.values()) == 4
+    assert limiting_stage([first, second]) in ("first", "second")
+    for stage in (first, second):
+        assert stage.stop(WAIT_S)
+
+
+def test_a_failing_item_ends_as_failed_and_the_stage_goes_on():
+    ends = Ends()
+
+    def work(item):
+        if item == "bad":
+            raise ValueError("broken item")
+        return "processed"
+
+    stage = Stage("only", work, ends, ends.error)
+    stage.start()
+    stage.put("bad")
+    assert ends.wait_total(1)
+    stage.put("good")
+    assert ends.wait_total(2)
+    assert ends.counts == {"failed": 1, "processed": 1} and ends.errors == ["only: broken item"]
+    assert stage.stop(WAIT_S)
+
+
+def test_a_stopped_stage_ends_what_waits_and_what_comes_later_as_not_ready():
+    ends, gate = Ends(), threading.Event()
+    stage = Stage("only", lambda item: gate.wait(WAIT_S) and "processed", ends, ends.error)
+    stage.start()
+    stage.put(1)
+    assert _wait(lambda: stage._full is False)
+    stage.put(2)  # waits in the slot
+    stopped = threading.Thread(target=stage.stop, args=(WAIT_S,))
+    stopped.start()
+    assert _wait(lambda: not stage.running)
+    stage.put(3)  # after stop: not taken
+    gate.set()
+    stopped.join(WAIT_S)
+    assert ends.wait_total(3)
+    assert ends.counts["not_ready"] == 2  # the waiting item and the late one; item 1 ends as the worker left it
+
+
+def _wait(condition) -> bool:
+    done = threading.Event()
+    for _ in range(int(WAIT_S * 1000)):
+        if condition():
+            return True
+        done.wait(0.001)
+    return False
