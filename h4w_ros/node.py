@@ -95,6 +95,7 @@ NO_IMAGES_HINT_S = 5.0  # publishers present this long but no image: say what to
 TRANSPORT_LOSS_WARN = 0.2  # share of the camera's stamped images never received above which the node says why
 WORKER_JOIN_S = 2.0  # a frame still in the network after this at shutdown is abandoned
 COARSE_TRIANGLES = 3000  # marker_mesh coarse: the display mesh's size
+WARM_POSING_MAX = 8  # person counts whose posing is traced at activation (larger ones on first use)
 
 
 def camera_intrinsics(info: CameraInfo) -> Intrinsics | None:
@@ -261,7 +262,9 @@ class WholeBodyNode(LifecycleNode):
                 network = make_runner(self.config.backend, self.assets.checkpoint, device=self.config.device,
                                       precision=self.config.precision, **options)
                 network.warmup()  # first-call allocations and kernel selection before the first frame
-            self.estimator = WholeBodyEstimator(self.assets.checkpoint, self.assets.smplx_dir, device=self.config.device, network=network)
+            estimator = WholeBodyEstimator(self.assets.checkpoint, self.assets.smplx_dir, device=self.config.device, network=network)
+            estimator.warm_up_posing(min(self.config.max_persons, WARM_POSING_MAX))  # no trace stalls a stream later
+            self.estimator = estimator
         except Exception as exc:  # any failure here must leave a running node that says why
             self.model_error = f"model not loaded: {type(exc).__name__}: {exc}"
 

@@ -26,3 +26,5 @@ NUM_FACES = 20908
 # Names of the network's SMPL-X outputs (NetworkOutput fields), for code that compares or passes them
 POSE_FIELDS = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose")  # axis-angle, rad
 SMPLX_PARAM_FIELDS = POSE_FIELDS + ("betas", "expression")  # BodyModel's argument order
+# values per person of each field: 1 + 21 body + 15 + 15 hand joints + jaw, 3 axis-angle numbers each
+SMPLX_PARAM_SIZES = dict(zip(SMPLX_PARAM_FIELDS, (3, 21 * 3, 15 * 3, 15 * 3, 3, NUM_BETAS, NUM_EXPRESSION)))

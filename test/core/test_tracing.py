@@ -84,3 +84,10 @@ def test_a_call_with_non_finite_outputs_does_not_decide_the_trace():
     x, y = torch.randn(2, 3), torch.randn(2, 1)
     torch.testing.assert_close(traced(x, y).total, x.sum(dim=1, keepdim=True) + 1.0)
     assert isinstance(traced._graphs[key], torch.jit.ScriptModule)
+
+
+def test_warm_up_traces_posing_for_each_person_count(standin_estimator):
+    standin_estimator.warm_up_posing(3)
+    graphs = standin_estimator.posing._graphs
+    for count in (1, 2, 3):
+        assert isinstance(graphs[(count, torch.device("cpu"), torch.float32)], torch.jit.ScriptModule)
