@@ -104,13 +104,12 @@ def bench(persons: int, repeats: int, estimator, node, width: int = 640, height:
 
     from h4w_core.inference.camera import Intrinsics
     from h4w_core.inference.results import TrackInfo
-    from h4w_core.io.display_mesh import coarse_faces
     from h4w_ros import messages, rep155
     from h4w_ros.frames import person_key
     from h4w_ros.hand_messages import person_hand_states, set_hand_fields
     from h4w_ros.image_conversion import image_to_numpy, numpy_to_image
+    from h4w_ros.markers import display_faces
     from h4w_ros.msg import WholeBodyMeshArray
-    from h4w_ros.node import COARSE_TRIANGLES
     from h4w_ros.raw_points import RawPointsEncoder
     from h4w_ros.tf_compat import make_transform_broadcaster
 
@@ -124,8 +123,7 @@ def bench(persons: int, repeats: int, estimator, node, width: int = 640, height:
     crops, kept = estimator.crops(frame, boxes, "bgr")
     people = estimator.estimate(crops, [TrackInfo(input_box=boxes[i], track_id=i + 1) for i in kept])
     parents = estimator.skeleton_parents
-    display = coarse_faces(estimator.body_model.layer.v_template.detach().cpu().numpy(), estimator.faces,
-                           max_triangles=COARSE_TRIANGLES)  # the node's default marker_mesh: coarse
+    display = display_faces(estimator, "coarse")  # the node's default marker_mesh
     encoder = RawPointsEncoder()
     mesh_pub = node.create_publisher(WholeBodyMeshArray, "/h4w_bench/wholebody", 10)
     marker_pub = node.create_publisher(MarkerArray, "/h4w_bench/markers", 10)

@@ -12,6 +12,19 @@ from h4w_ros.frames import person_key
 from h4w_ros.hand_messages import delete_hand_markers, hand_arrow_markers
 from h4w_ros.raw_points import RawPointsEncoder
 
+COARSE_TRIANGLES = 3000  # marker_mesh coarse: the display mesh's size
+
+
+def display_faces(estimator, marker_mesh: str):
+    """The triangles the mesh marker draws: all of SMPL-X ('full'), or ('coarse') a display mesh
+    whose corners are vertices of the full posed mesh (derived once, no second posing)."""
+    if marker_mesh == "full":
+        return estimator.faces
+    from h4w_core.io.display_mesh import coarse_faces
+
+    template = estimator.body_model.layer.v_template.detach().cpu().numpy()
+    return coarse_faces(template, estimator.faces, max_triangles=COARSE_TRIANGLES)
+
 
 class MarkerThread:
     """Publishes mesh/skeleton markers (and DELETEs for people gone) for the newest offered result."""

@@ -133,7 +133,7 @@ def _point_builder() -> Callable[[list[float], list[float], list[float]], list[P
 _build_points = _point_builder()
 
 
-def _points(xyz: np.ndarray) -> list[Point]:
+def points_from_array(xyz: np.ndarray) -> list[Point]:
     """(N, 3) -> N Points (float32 values become the same doubles as through float())."""
     xs, ys, zs = np.asarray(xyz).reshape(-1, 3).T.tolist()
     return _build_points(xs, ys, zs)
@@ -159,7 +159,7 @@ def person_message(result: PersonResult, with_mesh: bool = True) -> WholeBodyMes
     msg.root_pose = Pose(position=Point(x=px, y=py, z=pz), orientation=Quaternion(x=qx, y=qy, z=qz, w=qw))
     if with_mesh:
         msg.vertices = _float32_sequence(result.vertices)
-    msg.joints = _points(result.joints)
+    msg.joints = points_from_array(result.joints)
     msg.hand_orientations = [Quaternion(x=x, y=y, z=z, w=w) for x, y, z, w in quats[1:]]
     return msg
 
@@ -275,27 +275,6 @@ def marker_id(key: str) -> int:
     return int(key[1:]) + 1_000_000 if key.startswith("p") else int(key)
 
 
-# (faces copy, stride, used vertices or None for all, corner indices into the used vertices), newest last
-_CORNER_CACHE: list[tuple[np.ndarray, int, np.ndarray | None, list[int]]] = []
-_CORNER_CACHE_SIZE = 4
-
-
-def _corner_indices(faces: np.ndarray, stride: int) -> tuple[np.ndarray | None, list[int]]:
-    """The vertices a TRIANGLE_LIST of every `stride`-th face uses (None: all of them, in order) and
-    its corners as indices into those, cached per faces content (the faces are constant; comparing
-    them costs ~30 us)."""
-    faces = np.asarray(faces)
-    for cached, cached_stride, used, corners in reversed(tuple(_CORNER_CACHE)):  # a snapshot: other threads may append
-        if cached_stride == stride and cached.shape == faces.shape and np.array_equal(cached, faces):
-            return used, corners
-    kept = np.asarray(faces[::stride], dtype=np.int64).reshape(-1)
-    used, local = np.unique(kept, return_inverse=True)
-    entry = (faces.copy(), stride, None if np.array_equal(used, np.arange(used.size)) else used, local.reshape(-1).tolist())
-    _CORNER_CACHE.append(entry)
-    del _CORNER_CACHE[:-_CORNER_CACHE_SIZE]
-    return entry[2], entry[3]
-
-
 def _marker_shells(header: Header, key: str, colour_index: int, lifetime_s: float) -> tuple[Marker, Marker]:
     """The mesh (TRIANGLE_LIST) and skeleton (LINE_LIST) markers of one person, points not set."""
     lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1) * 1e9))
@@ -328,15 +307,12 @@ def person_markers(
     lifetime_s: float,
     face_stride: int = 1,
 ) -> list[Marker]:
-    """Mesh as TRIANGLE_LIST and skeleton as LINE_LIST, one colour per person."""
-    mesh, bones = _marker_shells(header, key, colour_index, lifetime_s)
-    # one Point per used vertex, shared by the triangles that use it (6x fewer objects to build)
-    used, corners = _corner_indices(faces, face_stride)
-    vertices = np.asarray(result.vertices)
-    vertex_points = _points(vertices if used is None else vertices[used])
-    mesh.points = [vertex_points[i] for i in corners]
-    bones.points = _points(np.asarray(result.skeleton_joints)[_bone_ends(parents)])
-    return [mesh, bones]
+    """Mesh as TRIANGLE_LIST and skeleton as LINE_LIST, one colour per person, with Point objects
+    (person_marker_points gives the same markers with their points as arrays)."""
+    parts = person_marker_points(result, header, key, faces, parents, colour_index, lifetime_s, face_stride)
+    for marker, points in parts:
+        marker.points = points_from_array(points)
+    return [marker for marker, _ in parts]
 
 
 def person_marker_points(
@@ -349,8 +325,9 @@ def person_marker_points(
     lifetime_s: float,
     face_stride: int = 1,
 ) -> list[tuple[Marker, np.ndarray]]:
-    """person_markers' two markers with their points as (K, 3) arrays instead (the markers' own
-    points left empty): for h4w_ros.raw_points, which serializes them without Point objects."""
+    """A person's mesh (TRIANGLE_LIST) and skeleton (LINE_LIST) markers with their points as (K, 3)
+    arrays (the markers' own points left empty): for h4w_ros.raw_points, which serializes them
+    without Point objects."""
     mesh, bones = _marker_shells(header, key, colour_index, lifetime_s)
     corners = np.asarray(faces)[::face_stride].reshape(-1)
     return [(mesh, np.asarray(result.vertices)[corners]), (bones, np.asarray(result.skeleton_joints)[_bone_ends(parents)])]

@@ -59,7 +59,7 @@ from h4w_ros.diagnostics import LOSSES, CauseLog, FrameCounters, rate_hz
 from h4w_ros.hand_messages import hand_state_array, person_hand_states, set_hand_fields
 from h4w_ros.hri import HriPublisher, hri_available
 from h4w_ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
-from h4w_ros.markers import MarkerThread
+from h4w_ros.markers import MarkerThread, display_faces
 from h4w_ros.msg import HandStateArray, WholeBodyMeshArray
 from h4w_ros.params import (
     PEOPLE_PARAMETERS,
@@ -94,7 +94,6 @@ NETWORK_ENCODINGS = ("rgb8", "bgr8", "mono8", "rgba8", "bgra8")
 NO_IMAGES_HINT_S = 5.0  # publishers present this long but no image: say what to change
 TRANSPORT_LOSS_WARN = 0.2  # share of the camera's stamped images never received above which the node says why
 WORKER_JOIN_S = 2.0  # a frame still in the network after this at shutdown is abandoned
-COARSE_TRIANGLES = 3000  # marker_mesh coarse: the display mesh's size
 WARM_POSING_MAX = 8  # person counts whose posing is traced at activation (larger ones on first use)
 
 
@@ -197,7 +196,7 @@ class WholeBodyNode(LifecycleNode):
             return self._failed("activate", self.model_error)
         self._publish_faces()
         self._subscribe(self._choose_reliability())
-        self.display_faces = self._display_faces()
+        self.display_faces = display_faces(self.estimator, self.config.marker_mesh)
         self.running = True
         gc.freeze()  # model and library objects are permanent: keep them out of collector scans
         self._start_stages()
@@ -609,17 +608,6 @@ class WholeBodyNode(LifecycleNode):
             self.pubs["overlay"].publish(numpy_to_image(np.ascontiguousarray(canvas), "bgr8", header))
         return hands
 
-    def _display_faces(self) -> np.ndarray:
-        """The triangles the mesh marker draws: all of SMPL-X, or a coarse display mesh whose
-        corners are vertices of the full posed mesh (derived once, no second posing)."""
-        faces = self.estimator.faces
-        if self.config.marker_mesh == "full":
-            return faces
-        from h4w_core.io.display_mesh import coarse_faces
-
-        template = self.estimator.body_model.layer.v_template.detach().cpu().numpy()
-        return coarse_faces(template, faces, max_triangles=COARSE_TRIANGLES)
-
     def _make_hri_publisher(self) -> HriPublisher | None:
         """The REP 155 topics when `hri` is on and hri_msgs is installed (else a one-line notice)."""
         if not self.config.hri:
@@ -735,6 +723,7 @@ class WholeBodyNode(LifecycleNode):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [status]
         self.diag_pub.publish(msg)
+
 
 def torch_threads(config: NodeConfig, cores: int) -> int:
     """torch's CPU thread count for the node: the parameter, or with 0 (auto) one per core when a

@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from geometry_msgs.msg import Point
 
+from h4w_ros.messages import points_from_array
+
 LOG = logging.getLogger(__name__)
 
 _ONE = struct.pack("<I", 1)
@@ -68,7 +70,7 @@ class RawPointsEncoder:
             except ValueError:  # this message's layout cannot be read unambiguously: send it plain
                 pass
         for (owner, field, _), a in zip(slots, arrays):
-            setattr(owner, field, _point_objects(a))
+            setattr(owner, field, points_from_array(a))
         return msg
 
     def _encode_fast(self, msg, slots, arrays) -> bytes:
@@ -110,7 +112,7 @@ class RawPointsEncoder:
             msg = MarkerArray(markers=markers)
             fast = self._encode_fast(msg, slots, [np.asarray(p, dtype="<f8") for _, _, p in slots])
             for owner, field, points in slots:
-                setattr(owner, field, _point_objects(points))
+                setattr(owner, field, points_from_array(points))
             if self._deserialize(fast, MarkerArray) == self._deserialize(self._serialize(msg), MarkerArray):
                 return True
             LOG.info("raw point serialization does not match the middleware's here: markers go as plain messages")
@@ -146,7 +148,3 @@ def _splice(template: bytes, arrays: Sequence[np.ndarray], lengths: Sequence[int
         start = at + 24
     pieces.append(template[start:])
     return b"".join(pieces)
-
-
-def _point_objects(points: np.ndarray) -> list[Point]:
-    return [Point(x=x, y=y, z=z) for x, y, z in np.asarray(points, dtype=np.float64).reshape(-1, 3).tolist()]

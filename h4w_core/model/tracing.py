@@ -54,14 +54,14 @@ class TracedByBatch:
         eager = self.module(*args)
         if key in self._graphs:  # traced by another thread meanwhile
             return eager
+        if not all(torch.isfinite(t).all() for t in eager):
+            return eager  # nothing to check a trace against: trace on a later call
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # TracerWarnings: shape reads become constants, as intended
                 graph = torch.jit.trace(self.module, tuple(args), check_trace=False)
             for _ in range(2):  # the first runs of a graph profile it; later ones run what it optimised
                 traced = self.wrap(*graph(*args))
-            if not all(torch.isfinite(t).all() for t in eager):
-                return eager  # nothing to check a trace against: trace on a later call
             names = getattr(eager, "_fields", range(len(eager)))
             differ = [name for name, a, b in zip(names, traced, eager)
                       if not torch.allclose(a, b, rtol=0.0, atol=TRACE_TOLERANCE, equal_nan=True)]

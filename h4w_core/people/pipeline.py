@@ -1,6 +1,6 @@
 """One frame's people, in order: person boxes -> track ids -> network -> smoothing -> posing -> depth.
 
-Three halves that the node runs as concurrent stages (each not thread-safe with itself):
+Three parts that the node runs as concurrent stages (each not thread-safe with itself):
 ``prepare`` (boxes, crops, track ids), ``estimate`` (network, smoothing) and ``place`` (posing,
 depth, finiteness); ``process`` runs them in a row.
 
