@@ -105,3 +105,25 @@ def test_npz_missing_arrays_is_a_clear_error(tmp_path, standin_assets):
         np.savez(folder / "SMPLX_NEUTRAL.npz", **{k: good[k] for k in good.files if k != "posedirs"})
     with pytest.raises(ValueError, match="posedirs"):
         BodyModel(folder)
+
+
+def test_body_model_matrices_are_row_major_and_pose_the_same(standin_assets):
+    """smplx leaves posedirs and J_regressor as transposed views; BodyModel stores them row-major
+    (a product over them reads memory in order) without changing what posing gives."""
+    import smplx
+    import torch
+
+    model = BodyModel(standin_assets.smplx_dir)
+    assert all(b.is_contiguous() for b in model.layer.buffers())
+    plain = smplx.create(str(model.model_path), model_type="smplx", use_pca=False, flat_hand_mean=False,
+                         use_face_contour=True, ext="npz")
+    assert not (plain.posedirs.is_contiguous() and plain.J_regressor.is_contiguous())  # what the fix is for
+    generator = torch.Generator().manual_seed(0)
+    poses = {name: 0.3 * torch.randn(2, size, generator=generator)
+             for name, size in (("global_orient", 3), ("body_pose", 63), ("left_hand_pose", 45),
+                                ("right_hand_pose", 45), ("jaw_pose", 3), ("betas", 10), ("expression", 10))}
+    with torch.no_grad():
+        ours = model(**poses)
+        theirs = plain(**poses, leye_pose=torch.zeros(2, 3), reye_pose=torch.zeros(2, 3))
+    torch.testing.assert_close(ours.vertices, theirs.vertices, rtol=0.0, atol=1e-6)
+    torch.testing.assert_close(ours.skeleton_joints, theirs.joints[:, :55], rtol=0.0, atol=1e-6)
