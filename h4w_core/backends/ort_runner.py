@@ -8,7 +8,8 @@
 exported once per machine) or an ``.onnx`` file from ``h4w-export``.
 
 Options: ``provider`` ('cpu' for device cpu; 'cuda' (default) or 'tensorrt' for device cuda),
-``threads`` (intra-op threads, default: torch's thread count), ``cache_dir``, ``opset``,
+``threads`` (intra-op threads, default: torch's thread count), ``spinning`` (idle intra-op
+threads busy-wait for the next task: faster alone, slower beside other busy threads), ``cache_dir``, ``opset``,
 ``max_batch``, ``trt_cache_dir`` (TensorRT EP engine cache). Precisions: fp32 on the CPU and
 CUDA EPs; fp32 / fp16 on the TensorRT EP (``trt_fp16_enable``). A requested EP that is not
 installed or fails to load is an error, never a silent CPU fallback.
@@ -62,7 +63,8 @@ class OnnxRuntimeRunner(BaseRunner):
     supported = {"cpu": ("fp32",), "cuda": ("fp32", "fp16")}
 
     def __init__(self, checkpoint: Any, device: str = "cpu", precision: str = "fp32", *,
-                 provider: Optional[str] = None, threads: Optional[int] = None, cache_dir: Any = None,
+                 provider: Optional[str] = None, threads: Optional[int] = None, spinning: bool = True,
+                 cache_dir: Any = None,
                  opset: Optional[int] = None, max_batch: Optional[int] = None,
                  trt_cache_dir: Any = None):
         super().__init__(device, precision, max_batch)
@@ -90,6 +92,7 @@ class OnnxRuntimeRunner(BaseRunner):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         providers: List[Any] = [ep]
         if provider == "tensorrt":
             trt_options: Dict[str, Any] = {"device_id": self.device.index, "trt_fp16_enable": precision == "fp16",

@@ -381,3 +381,13 @@ def test_fold_deconv_bn_keeps_outputs(parity_assets, crops, eager_out):
         got = folded(crops[0])
     errs = _errors(got, eager_out[0])
     assert max(errs.values()) <= BATCH_TOL, errs
+
+
+def test_onnxruntime_spinning_option_reaches_the_session(onnx_file, ort_runner, crops, eager_out):
+    """The node turns thread spinning off (its other stages need the cores); results do not change."""
+    quiet = make_runner("onnxruntime", str(onnx_file), device="cpu", spinning=False)
+    key = "session.intra_op.allow_spinning"
+    assert quiet.session.get_session_options().get_session_config_entry(key) == "0"
+    assert ort_runner.session.get_session_options().get_session_config_entry(key) == "1"
+    got, ref = quiet(crops[0]), ort_runner(crops[0])
+    assert max(_errors(got, ref).values()) <= 1e-5
