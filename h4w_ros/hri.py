@@ -26,7 +26,9 @@ Only tracked people (track_id >= 0) are published: REP ids must be stable. A fac
 while it is turned towards the camera (rep155.face_visible; Hand4Whole predicts a face box even
 for a person seen from behind) and its box overlaps the image. Per-id publishers are created when
 an id first appears and destroyed in the first frame without it, so the topics of a track that
-ended disappear from the graph (count_publishers == 0).
+ended disappear from the graph (count_publishers == 0). A per-id message is built only while its
+topic has a subscriber (lazy, as image_pipeline's nodes are): crops and joint states cost the
+output stage time in every frame, and most people's topics have no listener.
 
 Skeleton2D confidences: PersonResult has no per-joint scores (the network regresses the pose), so
 a point's ``c`` is 1.0 when its projection lies inside the image and 0.0 outside (x, y are then
@@ -117,6 +119,11 @@ def face_in_image(result, width: int, height: int) -> bool:
     x1, y1, x2, y2 = np.asarray(result.face_bbox, dtype=np.float64).reshape(4)
     return bool(np.all(np.isfinite((x1, y1, x2, y2))) and x2 > max(x1, 0.0) and y2 > max(y1, 0.0)
                 and x1 < width and y1 < height)
+
+
+def _listened(publishers: dict[str, object]) -> dict[str, object]:
+    """The publishers that have a subscriber now (their messages are worth building)."""
+    return {leaf: pub for leaf, pub in publishers.items() if pub.get_subscription_count() > 0}
 
 
 class HriPublisher:
@@ -240,21 +247,25 @@ class HriPublisher:
             if ident in bodies:
                 continue
             bodies.append(ident)
-            pubs = self._body_publishers(ident)
+            pubs = _listened(self._body_publishers(ident))
             box = input_box_xyxy(result)
-            pubs["roi"].publish(self.roi_message(header, box, width, height, result.score))
-            pubs["skeleton2d"].publish(self.skeleton2d_message(header, result, width, height))
-            pubs["joint_states"].publish(self.joint_state_message(header, result, ident))
-            if crops:
+            if "roi" in pubs:
+                pubs["roi"].publish(self.roi_message(header, box, width, height, result.score))
+            if "skeleton2d" in pubs:
+                pubs["skeleton2d"].publish(self.skeleton2d_message(header, result, width, height))
+            if "joint_states" in pubs:
+                pubs["joint_states"].publish(self.joint_state_message(header, result, ident))
+            if crops and "cropped" in pubs:
                 crop = _crop(image_rgb, box)
                 if crop is not None:
                     pubs["cropped"].publish(numpy_to_image(crop, "rgb8", header))
             if rep155.face_visible(result) and face_in_image(result, width, height):
                 fident = self.face_id_fn(track_id)
                 faces.append(fident)
-                fpubs = self._face_publishers(fident)
-                fpubs["roi"].publish(self.roi_message(header, result.face_bbox, width, height, 1.0))
-                if crops:
+                fpubs = _listened(self._face_publishers(fident))
+                if "roi" in fpubs:
+                    fpubs["roi"].publish(self.roi_message(header, result.face_bbox, width, height, 1.0))
+                if crops and "cropped" in fpubs:
                     crop = _crop(image_rgb, result.face_bbox)
                     if crop is not None:
                         fpubs["cropped"].publish(numpy_to_image(crop, "rgb8", header))

@@ -173,3 +173,28 @@ def test_hri_topics_over_dds(ros, frame):
     finally:
         pub.close()
     assert ros.spin_until(lambda: all(listener.count_publishers(t) == 0 for t in (*per_id, "/humans/bodies/tracked")), 10)
+
+
+def test_per_id_messages_are_built_only_for_subscribed_topics(ros, frame, monkeypatch):
+    """Lazy publishing: a crop is cut and converted only while its topic has a subscriber."""
+    rgb, results = frame
+    h, w = rgb.shape[:2]
+    built = []
+    real_numpy_to_image = hri.numpy_to_image
+    monkeypatch.setattr(hri, "numpy_to_image", lambda *a, **k: built.append(1) or real_numpy_to_image(*a, **k))
+    publisher_node = ros.node("h4w_hri_lazy")
+    listener = ros.node("hri_lazy_app")
+    pub = hri.HriPublisher(publisher_node)
+    topic = f"/humans/bodies/{rep155.body_id(TRACKS[0])}/cropped"
+    inbox = Inbox()
+    try:
+        pub.publish(header_at(1), results, rgb, w, h)
+        assert built == [] and listener.count_publishers(topic) == 1  # the topic exists, nobody listens
+        listener.create_subscription(Image, topic, inbox.callback(topic), QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        stamps = iter(range(2, 1_000_000))
+        # a frame per try until the publisher has matched the subscription: then exactly one crop is cut
+        assert ros.spin_until(lambda: pub.publish(header_at(next(stamps)), results, rgb, w, h) or built, 15)
+        assert len(built) == 1  # that one crop, none for the other ids' or the faces' topics
+        assert ros.spin_until(lambda: inbox.get(topic), 15)
+    finally:
+        pub.close()
