@@ -24,6 +24,7 @@ from h4w_core.people.pipeline import BOX_SOURCES, PeopleConfig
 from h4w_core.people.tracking import TRACKERS
 
 IMAGE_RELIABILITIES = ("auto", "best_effort", "reliable")
+EXECUTORS = ("auto", "events", "single_threaded")
 
 
 class ParameterError(ValueError):
@@ -42,6 +43,7 @@ class NodeConfig:
     backend: str = "torch"
     precision: str = "fp32"
     torch_threads: int = 0
+    executor: str = "auto"
     box_source: str = "detector"
     fixed_roi: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     detector: str = "hog"
@@ -107,6 +109,9 @@ SPECS: dict[str, Spec] = {
     "torch_threads": Spec("Threads of torch's CPU kernels (SMPL-X posing on the CPU, a torch network on the CPU); 0 = auto: "
                           "one per core when a torch backend runs the network on the CPU, else 1 (the node's stages run at "
                           "once, and idle torch threads spin on the cores the other stages need).", read_only=True, low=0, high=256),
+    "executor": Spec("rclpy executor that receives images and runs the timers: 'events' (rclpy's EventsExecutor, "
+                     "experimental in rclpy, less Python per message), 'single_threaded', or 'auto' (events where rclpy "
+                     "has it, else single_threaded).", read_only=True, choices=EXECUTORS),
     "box_source": Spec("Where person boxes come from.", read_only=True, choices=BOX_SOURCES),
     "fixed_roi": Spec("Person box x, y, width, height in pixels for box_source 'fixed_roi'."),
     "detector": Spec("Built-in detector for box_source 'detector': 'hog' (OpenCV, offline) or 'onnx' (detector_model).", read_only=True, choices=("hog", "onnx")),

@@ -87,3 +87,18 @@ def test_torch_threads_auto_follows_where_the_network_runs(backend, device, conf
 
     config = NodeConfig(backend=backend, device=device, torch_threads=configured)
     assert torch_threads(config, cores=8) == expected
+
+
+def test_executor_choice(ros):
+    """auto and events give rclpy's EventsExecutor where rclpy has it (here), single_threaded the classic one."""
+    import rclpy.executors
+
+    from h4w_ros.node import make_executor
+
+    made = [make_executor(choice, context=ros.context) for choice in ("auto", "events", "single_threaded")]
+    try:
+        assert [type(e).__name__ for e in made] == ["EventsExecutor", "EventsExecutor", "SingleThreadedExecutor"]
+        assert isinstance(made[2], rclpy.executors.SingleThreadedExecutor)
+    finally:
+        for executor in made:
+            executor.shutdown()

@@ -93,6 +93,7 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     for k in ("input_rate_hz", "output_rate_hz", "latency_ms_mean", "dropped_frames", "backend", "device"):
         assert k in values
     assert values["backend"] == "torch" and values["device"] == "cpu" and values["standin_assets"] == "True"
+    assert values["executor"] == "EventsExecutor"  # executor: auto, and this rclpy has it
     # said once, in the words of a launch user (parameters, not h4w-infer flags)
     assert node.text().count("RUNNING ON STAND-IN ASSETS") == 1 and "Give checkpoint:= " in node.text()
 
@@ -129,8 +130,9 @@ def _raw_image(header: Header, encoding: str, width: int, height: int, data: byt
     return Image(header=header, height=height, width=width, encoding=encoding, is_bigendian=0, step=step, data=data)
 
 
-def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node):
-    node = start_node(box_source="detections", tracking="false")
+@pytest.mark.parametrize("executor", ["auto", "single_threaded"])  # single_threaded: rclpy before Kilted
+def test_bad_input_is_logged_and_the_node_keeps_running(ros, start_node, executor):
+    node = start_node(box_source="detections", tracking="false", executor=executor)
     player, recorder = make_io(ros)
     det_pub = player.create_publisher(PersonBoxArray, "/detections", 10)  # the node's relative 'detections'
     rgb = photo_rgb()
