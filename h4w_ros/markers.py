@@ -2,15 +2,14 @@
 marker_rate times a second, so a slow marker build never delays /human/wholebody or /tf."""
 from __future__ import annotations
 
-import statistics
 import threading
 import time
-from collections import deque
 
 from h4w_ros import messages
 from h4w_ros.frames import person_key
 from h4w_ros.hand_messages import delete_hand_markers, hand_arrow_markers
 from h4w_ros.raw_points import RawPointsEncoder
+from h4w_ros.stages import WorkTimes
 
 COARSE_TRIANGLES = 3000  # marker_mesh coarse: the display mesh's size
 
@@ -31,7 +30,7 @@ class MarkerThread:
 
     def __init__(self, node):
         self.node = node
-        self.ms: deque = deque(maxlen=100)
+        self.times = WorkTimes()
         self.name = "markers"
         self._latest = None  # (header, results, hand states) not drawn yet
         self._previous_keys: set[str] = set()
@@ -60,7 +59,7 @@ class MarkerThread:
             self._thread.join(timeout)
 
     def median_ms(self) -> float | None:
-        return statistics.median(self.ms) if self.ms else None
+        return self.times.median_ms()
 
     def _loop(self) -> None:
         next_time = 0.0
@@ -79,14 +78,14 @@ class MarkerThread:
                 latest, self._latest = self._latest, None
             if latest is None:
                 continue
-            started = time.perf_counter()
+            self.times.start()
             try:
                 self._publish(*latest)
             except Exception as exc:  # never let a marker problem stop the markers for good
                 if not self._running:
                     return
                 self.node.log.report(f"markers:{type(exc).__name__}", f"markers not published: {type(exc).__name__}: {exc}", "error")
-            self.ms.append((time.perf_counter() - started) * 1000.0)
+            self.times.stop()
             next_time = time.monotonic() + 1.0 / self.node.config.marker_rate
 
     def _publish(self, header, results, hands) -> None:

@@ -694,8 +694,9 @@ class WholeBodyNode(LifecycleNode):
             non_finite_recent = c.last_non_finite_time and now - c.last_non_finite_time < max(10.0, 3 * self.config.diagnostics_period)
             empty_reason = c.last_empty_reason
         for stage in [*self.stages, *([self.markers] if self.markers else [])]:
-            ms = stage.median_ms()
+            ms, cpu_ms = stage.times.median_ms(), stage.times.median_cpu_ms()
             values[f"stage_{stage.name}_ms"] = f"{ms:.1f}" if ms is not None else "nan"
+            values[f"stage_{stage.name}_cpu_ms"] = f"{cpu_ms:.1f}" if cpu_ms is not None else "nan"
             if isinstance(stage, Stage):
                 values[f"stage_{stage.name}_dropped"] = str(stage.dropped)
         values["limiting_stage"] = limiting_stage(self.stages)

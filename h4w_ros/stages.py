@@ -15,6 +15,30 @@ from collections.abc import Callable
 from typing import Any
 
 
+class WorkTimes:
+    """Wall and CPU milliseconds of a worker's last 100 items. Wall far above CPU means the work
+    waited (for a core or for Python's GIL), not that it is expensive in itself."""
+
+    def __init__(self, keep: int = 100):
+        self.wall_ms: deque = deque(maxlen=keep)
+        self.cpu_ms: deque = deque(maxlen=keep)
+        self._started = (0.0, 0.0)
+
+    def start(self) -> None:
+        self._started = (time.perf_counter(), time.thread_time())
+
+    def stop(self) -> None:
+        wall, cpu = self._started
+        self.wall_ms.append((time.perf_counter() - wall) * 1000.0)
+        self.cpu_ms.append((time.thread_time() - cpu) * 1000.0)
+
+    def median_ms(self) -> float | None:
+        return statistics.median(self.wall_ms) if self.wall_ms else None
+
+    def median_cpu_ms(self) -> float | None:
+        return statistics.median(self.cpu_ms) if self.cpu_ms else None
+
+
 class Stage:
     """One worker thread fed from a newest-wins slot.
 
@@ -31,7 +55,7 @@ class Stage:
         self.on_error = on_error
         self.downstream = downstream
         self.dropped = 0  # items replaced in this stage's slot
-        self.ms: deque = deque(maxlen=100)
+        self.times = WorkTimes()
         self._slot: Any = None
         self._full = False
         self._cond = threading.Condition()
@@ -75,7 +99,7 @@ class Stage:
         return self._running
 
     def median_ms(self) -> float | None:
-        return statistics.median(self.ms) if self.ms else None
+        return self.times.median_ms()
 
     def _loop(self) -> None:
         while True:
@@ -85,7 +109,7 @@ class Stage:
                 if not self._running:
                     return
                 item, self._slot, self._full = self._slot, None, False
-            started = time.perf_counter()
+            self.times.start()
             try:
                 out = self.work(item)
             except Exception as exc:  # a stage must survive any single bad item
@@ -93,7 +117,7 @@ class Stage:
                     return  # shutting down: an item in flight is abandoned quietly
                 self.on_error(self.name, exc)
                 out = "failed"
-            self.ms.append((time.perf_counter() - started) * 1000.0)
+            self.times.stop()
             if isinstance(out, str):
                 self.on_end(out)
             elif self.downstream is not None:

@@ -123,6 +123,7 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     assert ros.spin_until(lambda: all(timed().get(f"stage_{s}_ms", "nan") != "nan" for s in stages), 10)
     values = timed()
     assert all(float(values[f"stage_{s}_ms"]) > 0 for s in stages)
+    assert float(values["stage_posing_cpu_ms"]) > 0  # CPU time beside the wall time: waiting shows as the gap
     assert values["limiting_stage"] in stages
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
-from h4w_ros.stages import Stage, limiting_stage
+from h4w_ros.stages import Stage, WorkTimes, limiting_stage
 
 WAIT_S = 30.0  # a bound for a stuck thread only: every wait below ends on a condition
 
@@ -102,3 +103,19 @@ def _wait(condition) -> bool:
             return True
         done.wait(0.001)
     return False
+
+
+def test_work_times_tell_waiting_from_computing():
+    """A worker that waits shows wall time without CPU time; one that computes shows both."""
+    waiting, computing = WorkTimes(), WorkTimes()
+    waiting.start()
+    time.sleep(0.02)
+    waiting.stop()
+    computing.start()
+    begun = time.thread_time()
+    while time.thread_time() - begun < 0.005:  # at least 5 ms of this thread's CPU
+        pass
+    computing.stop()
+    assert waiting.median_ms() >= 20.0 and waiting.median_cpu_ms() < waiting.median_ms() / 2
+    assert computing.median_cpu_ms() >= 5.0 and computing.median_ms() >= computing.median_cpu_ms() - 0.1
+    assert WorkTimes().median_ms() is None and WorkTimes().median_cpu_ms() is None
