@@ -774,11 +774,13 @@ def run_node(args) -> int:
         print_diagnostics(r)
     columns = list(NODE_COLUMNS)
     for key in stage_keys(records):  # per-stage times, when the node reports them
-        columns.insert(5, (key.removeprefix("stage_").removesuffix("_ms") + " ms", f"diagnostics.{key}", "{:.1f}"))
+        columns.insert(5, (key.removeprefix("stage_").removesuffix("_ms").replace("_cpu", " cpu") + " ms",
+                           f"diagnostics.{key}", "{:.1f}"))
     rows = [[_cell(r, key, fmt) for _, key, fmt in columns] for r in records]
     note = (f"(backend {backend}{f', network {network_ms:g} ms per call' if network_ms is not None else ''}; "
             f"{WIDTH}x{HEIGHT} rgb8 at {args.rate:g} Hz; latency = image stamp to receipt in another process, ms; "
-            f"counts from the node's /diagnostics over the window; Fast DDS profile: "
+            f"counts and stage ms from the node's /diagnostics over the window (a stage's cpu ms: its own "
+            f"thread's CPU per item); Fast DDS profile: "
             f"{os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE') or 'none'}; logs in {log_dir})")
     emit(format_table([c for c, _, _ in columns], rows, note), records, args.json)
     return 0

@@ -27,6 +27,7 @@ on their own thread at marker_rate.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -35,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import rclpy
@@ -145,7 +147,7 @@ class WholeBodyNode(LifecycleNode):
         self.tf = None
         self.check_timer = None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.diag_timer = self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+        self.diag_timer = self.create_timer(self.config.diagnostics_period, self._guarded(self._publish_diagnostics))
         if hasattr(self, "add_pre_set_parameters_callback"):  # rclpy >= Iron
             self.add_pre_set_parameters_callback(as_declared_types)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -181,7 +183,7 @@ class WholeBodyNode(LifecycleNode):
         }
         self.hri = self._make_hri_publisher()
         self.tf = make_transform_broadcaster(self)
-        self.check_timer = self.create_timer(1.0, self._check_inputs)
+        self.check_timer = self.create_timer(1.0, self._guarded(self._check_inputs))
         return self._entered("inactive")
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -309,7 +311,7 @@ class WholeBodyNode(LifecycleNode):
     def _subscribe(self, reliability: str) -> None:
         qos = image_qos(reliability)
         self.image_input = SimpleFilter()
-        self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        self.image_sub = self.create_subscription(Image, "image", self._guarded(self._on_image), qos)
         # camera_info is tiny and every frame needs its own: a reader queue of depth 1 loses some
         # whenever callbacks lag (bursts of late images), and their images then never pair
         info_qos = image_qos(reliability, depth=self.config.sync_queue_size)
@@ -322,11 +324,11 @@ class WholeBodyNode(LifecycleNode):
             self.inputs.append(Subscriber(self, Image, "depth", qos_profile=qos))
             names.append("depth")
         for name, sub in zip(names, self.inputs):
-            sub.registerCallback(self._remember, name)
+            sub.registerCallback(self._guarded(self._remember), name)
         self.input_names = ["image", *names]
         self.sync = ApproximateTimeSynchronizer([self.image_input, *self.inputs], self.config.sync_queue_size, self.config.sync_slop)
         self.last_paired_ns = None
-        self.sync.registerCallback(self._on_frame)
+        self.sync.registerCallback(self._guarded(self._on_frame))
         self.subscribed_reliability = reliability
 
     def _unsubscribe(self) -> None:
@@ -334,6 +336,20 @@ class WholeBodyNode(LifecycleNode):
             if sub is not None:
                 self.destroy_subscription(sub)
         self.image_sub, self.inputs, self.sync = None, [], None
+
+    def _guarded(self, callback: Callable[..., None]) -> Callable[..., None]:
+        """``callback`` reporting its exceptions (throttled, once per type and interval) instead of
+        raising them into the executor: the node keeps running, and rclpy's EventsExecutor would log
+        every one as FATAL with its traceback, at camera rate for a bug hit on every image."""
+
+        @functools.wraps(callback)
+        def run(*args) -> None:
+            try:
+                callback(*args)
+            except Exception as exc:
+                report_callback_error(self.log, exc)
+
+        return run
 
     def _remember(self, msg, name: str) -> None:
         self.latest[name] = msg
@@ -648,7 +664,7 @@ class WholeBodyNode(LifecycleNode):
             self.stamps = StampGuard(new.stamp_jump_threshold)
         if "diagnostics_period" in changed and new.diagnostics_period != old.diagnostics_period:
             self.destroy_timer(self.diag_timer)
-            self.diag_timer = self.create_timer(new.diagnostics_period, self._publish_diagnostics)
+            self.diag_timer = self.create_timer(new.diagnostics_period, self._guarded(self._publish_diagnostics))
         return SetParametersResult(successful=True)
 
     # ---- diagnostics -----------------------------------------------------------------------
@@ -759,6 +775,10 @@ def no_images_hint(topic: str, publishers: int, reliability: str) -> str:
             "or make it publish reliable (image_reliability:=auto follows it)")
 
 
+def report_callback_error(log: CauseLog, exc: Exception) -> None:
+    log.report(f"callback:{type(exc).__name__}", f"callback failed: {type(exc).__name__}: {exc}", "error")
+
+
 def make_executor(choice: str, log=None, context: rclpy.Context | None = None):
     """The executor for ``executor`` (params.EXECUTORS). rclpy's EventsExecutor (rclpy 9 and later)
     spends less Python per message than SingleThreadedExecutor: measured paired with a 120 Hz camera,
@@ -797,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
             except (ExternalShutdownException, KeyboardInterrupt):
                 raise
             except Exception as exc:  # a bug in one callback must not end a node that runs for days
-                node.log.report(f"callback:{type(exc).__name__}", f"callback failed: {type(exc).__name__}: {exc}", "error")
+                report_callback_error(node.log, exc)
     except ParameterError as exc:  # bad parameters: say which and stop
         print(f"h4w_node: configuration error: {exc}", file=sys.stderr)
         code = 2

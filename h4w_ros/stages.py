@@ -16,8 +16,9 @@ from typing import Any
 
 
 class WorkTimes:
-    """Wall and CPU milliseconds of a worker's last 100 items. Wall far above CPU means the work
-    waited (for a core or for Python's GIL), not that it is expensive in itself."""
+    """Wall and CPU milliseconds of a worker's last 100 items. CPU is the worker thread's own: wall
+    far above it means the item waited (for a core, Python's GIL, another thread pool such as ONNX
+    Runtime's, or the GPU), not that the thread's own work is expensive."""
 
     def __init__(self, keep: int = 100):
         self.wall_ms: deque = deque(maxlen=keep)

@@ -58,3 +58,26 @@ def test_cause_log_throttles_per_cause_and_summarises(caplog):
         log._last["bad_image"] -= 7200.0  # the period has passed
         log.report("bad_image", "image 51 rejected")
     assert caplog.messages[-1].startswith("image 51 rejected (49 more of this kind")
+
+
+def test_a_failing_node_callback_is_reported_throttled_and_never_raised(caplog):
+    """What the node's subscriptions and timers run: an exception becomes one throttled error line,
+    never an exception in the executor (rclpy's EventsExecutor logs each of those as FATAL)."""
+    from types import SimpleNamespace
+
+    from h4w_ros.node import WholeBodyNode
+
+    owner = SimpleNamespace(log=CauseLog(logging.getLogger("h4w_test_guarded"), period_s=3600.0))
+    seen = []
+
+    def on_image(msg):
+        seen.append(msg)
+        raise ValueError(f"bad image {msg}")
+
+    guarded = WholeBodyNode._guarded(owner, on_image)
+    with caplog.at_level(logging.WARNING, logger="h4w_test_guarded"):
+        for i in range(5):
+            guarded(i)
+    assert seen == [0, 1, 2, 3, 4]
+    assert caplog.messages == ["callback failed: ValueError: bad image 0"]
+    assert guarded.__name__ == "on_image"
