@@ -9,7 +9,7 @@ from h4w_ros import messages
 from h4w_ros.frames import person_key
 from h4w_ros.hand_messages import delete_hand_markers, hand_arrow_markers
 from h4w_ros.raw_points import RawPointsEncoder
-from h4w_ros.stages import WorkTimes
+from h4w_ros.stages import WorkTimes, name_os_thread
 
 COARSE_TRIANGLES = 3000  # marker_mesh coarse: the display mesh's size
 
@@ -62,6 +62,7 @@ class MarkerThread:
         return self.times.median_ms()
 
     def _loop(self) -> None:
+        name_os_thread("h4w_markers")
         next_time = 0.0
         while True:
             with self._cond:

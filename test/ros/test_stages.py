@@ -1,9 +1,12 @@
 """h4w_ros.stages: concurrent stages joined by newest-wins slots; every item ends exactly once."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
+
+import pytest
 
 from h4w_ros.stages import Stage, WorkTimes, limiting_stage
 
@@ -119,3 +122,25 @@ def test_work_times_tell_waiting_from_computing():
     assert waiting.median_ms() >= 20.0 and waiting.median_cpu_ms() < waiting.median_ms() / 2
     assert computing.median_cpu_ms() >= 5.0 and computing.median_ms() >= computing.median_cpu_ms() - 0.1
     assert WorkTimes().median_ms() is None and WorkTimes().median_cpu_ms() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names via prctl and /proc: Linux")
+def test_stage_threads_carry_their_names_in_the_os():
+    """top -H and ps -L show which stage uses the CPU."""
+    started = threading.Event()
+    ids = []
+
+    def work(item):
+        ids.append(threading.get_native_id())
+        started.set()
+        return "processed"
+
+    stage = Stage("posing", work, on_end=lambda fate: None, on_error=lambda name, exc: None)
+    stage.start()
+    try:
+        stage.put(1)
+        assert started.wait(30)
+        with open(f"/proc/self/task/{ids[0]}/comm") as comm:
+            assert comm.read().strip() == "h4w_posing"
+    finally:
+        stage.stop(5)
