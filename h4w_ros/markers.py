@@ -58,11 +58,8 @@ class MarkerThread:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def median_ms(self) -> float | None:
-        return self.times.median_ms()
-
     def _loop(self) -> None:
-        name_os_thread("h4w_markers")
+        name_os_thread()
         next_time = 0.0
         while True:
             with self._cond:

@@ -75,7 +75,7 @@ class RawPointsEncoder:
 
     def _encode_fast(self, msg, slots, arrays) -> bytes:
         template = self._template(msg, slots)
-        return _splice(template, arrays, [_length_offset(template, k) for k in range(len(slots))])
+        return _splice(template, arrays, [_locate(template, k) for k in range(len(slots))])
 
     def _template(self, msg, slots) -> bytes:
         """msg serialized with sentinel point k as the only point of slot k (the slots left empty after)."""
@@ -121,30 +121,27 @@ class RawPointsEncoder:
         return False
 
 
-def _find(template: bytes, k: int) -> int:
+def _locate(template: bytes, k: int) -> tuple[int, int]:
+    """Where slot k's sequence length (1) and its sentinel point are. The length is right before the
+    point, or before 4 bytes of alignment padding. The middleware leaves padding unwritten, so when
+    both read as 1 it is ambiguous (never for a Marker, whose points need no padding): ValueError,
+    and a plain message instead."""
     at = template.find(_pattern(k))
     if at < 0:
         raise ValueError(f"sentinel point {k} not found in the serialized message")
-    return at
-
-
-def _length_offset(template: bytes, k: int) -> int:
-    """Where slot k's sequence length (1) is: right before its point, or before 4 bytes of alignment
-    padding. The middleware leaves padding unwritten, so when both read as 1 it is ambiguous
-    (never for a Marker, whose points need no padding): ValueError, and a plain message instead."""
-    at = _find(template, k)
     right_before, before_padding = template[at - 4:at] == _ONE, template[at - 8:at - 4] == _ONE
     if right_before == before_padding:
         raise ValueError(f"the sequence length of sentinel point {k} is {'ambiguous' if right_before else 'not found'}")
-    return at - 4 if right_before else at - 8
+    return (at - 4 if right_before else at - 8), at
 
 
-def _splice(template: bytes, arrays: Sequence[np.ndarray], lengths: Sequence[int]) -> bytes:
-    """The template with sentinel point k replaced by arrays[k] and its sequence length by len(arrays[k])."""
+def _splice(template: bytes, arrays: Sequence[np.ndarray], places: Sequence[tuple[int, int]]) -> bytes:
+    """The template with sentinel point k (at places[k] = (length offset, point offset)) replaced by
+    arrays[k] and its sequence length by len(arrays[k])."""
     pieces, start = [], 0
-    for k in sorted(range(len(arrays)), key=lambda i: lengths[i]):
-        at, a = _find(template, k), arrays[k]
-        pieces += [template[start:lengths[k]], struct.pack("<I", a.shape[0]), template[lengths[k] + 4:at], a.tobytes()]
+    for k in sorted(range(len(arrays)), key=lambda i: places[i]):
+        (length_at, at), a = places[k], arrays[k]
+        pieces += [template[start:length_at], struct.pack("<I", a.shape[0]), template[length_at + 4:at], a.tobytes()]
         start = at + 24
     pieces.append(template[start:])
     return b"".join(pieces)

@@ -19,13 +19,13 @@ from typing import Any
 _PR_SET_NAME = 15  # linux/prctl.h
 
 
-def name_os_thread(name: str) -> None:
-    """Give the calling thread ``name`` (at most 15 bytes) in the OS too, so ``top -H``, htop and
-    ``ps -L`` show which stage uses the CPU. Linux only; elsewhere nothing happens."""
+def name_os_thread() -> None:
+    """Give the calling thread its Python name (at most 15 bytes of it) in the OS too, so
+    ``top -H``, htop and ``ps -L`` show which stage uses the CPU. Linux only; elsewhere nothing happens."""
     if not sys.platform.startswith("linux"):
         return
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, threading.current_thread().name.encode()[:15], 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
@@ -114,11 +114,8 @@ class Stage:
     def running(self) -> bool:
         return self._running
 
-    def median_ms(self) -> float | None:
-        return self.times.median_ms()
-
     def _loop(self) -> None:
-        name_os_thread(f"h4w_{self.name}")
+        name_os_thread()
         while True:
             with self._cond:
                 while not self._full and self._running:
@@ -143,5 +140,5 @@ class Stage:
 
 def limiting_stage(stages: list[Stage]) -> str:
     """The stage with the largest median time (the one that sets the frame rate)."""
-    timed = [(s.median_ms(), s.name) for s in stages if s.median_ms() is not None]
+    timed = [(ms, s.name) for s in stages if (ms := s.times.median_ms()) is not None]
     return max(timed)[1] if timed else ""
