@@ -107,12 +107,15 @@ class BodyModel(nn.Module):
             clean = Path(tmp) / "SMPLX_NEUTRAL.npz"
             np.savez(clean, **arrays)
             self.layer = self._create_layer(smplx, clean, path)
-        contiguous_buffers(self.layer)
+        row_major_buffers(self.layer, transposed=("posedirs",))
         if self.layer.get_num_verts() != constants.NUM_VERTICES:
             raise ValueError(f"{path} has {self.layer.get_num_verts()} vertices, SMPL-X has {constants.NUM_VERTICES}")
         self.model_path = path
         self.register_buffer("joint_index", torch.tensor(JOINT_LAYER_INDEX, dtype=torch.long), persistent=False)
         self.register_buffer("faces", torch.as_tensor(self.layer.faces.astype("int64")), persistent=False)
+        # smplx concatenates these two on every call
+        self.register_buffer("shape_and_expression_dirs", torch.cat((self.layer.shapedirs, self.layer.expr_dirs), dim=-1),
+                             persistent=False)
 
     @staticmethod
     def _create_layer(smplx, clean: Path, path: Path):
@@ -151,61 +154,66 @@ class BodyModel(nn.Module):
         betas: torch.Tensor,
         expression: torch.Tensor,
     ) -> BodyModelOutput:
-        """Axis-angle poses (N, 3|63|45|45|3), betas (N, 10), expression (N, 10)."""
-        zeros = torch.zeros_like(global_orient)
-        out = self.layer(
-            betas=betas,
-            body_pose=body_pose,
-            global_orient=global_orient,
-            left_hand_pose=left_hand_pose,
-            right_hand_pose=right_hand_pose,
-            jaw_pose=jaw_pose,
-            leye_pose=zeros,
-            reye_pose=zeros,
-            expression=expression,
-            return_full_pose=True,
-        )
-        rotations = global_rotations(out.full_pose.reshape(out.full_pose.shape[0], -1, 3), self.layer.parents)
+        """Axis-angle poses (N, 3|63|45|45|3), betas (N, 10), expression (N, 10).
+
+        smplx's own forward (SMPLX.forward with its lbs) composed from smplx's parts, eyes at rest,
+        with two changes that keep its values: the pose-corrective product runs output-transposed
+        (pose_corrective_offsets) and the global joint rotations come out of the same rigid transforms.
+        """
+        from smplx import lbs
+
+        layer = self.layer
+        count = global_orient.shape[0]
+        eyes = torch.zeros_like(global_orient).repeat(1, 2)
+        full_pose = torch.cat((global_orient, body_pose, jaw_pose, eyes, left_hand_pose, right_hand_pose), dim=1)
+        full_pose = full_pose + layer.pose_mean
+        v_shaped = layer.v_template + lbs.blend_shapes(torch.cat((betas, expression), dim=1), self.shape_and_expression_dirs)
+        rest_joints = lbs.vertices2joints(layer.J_regressor, v_shaped)
+        local = lbs.batch_rodrigues(full_pose.reshape(-1, 3)).reshape(count, -1, 3, 3)
+        eye = torch.eye(3, dtype=local.dtype, device=local.device)
+        v_posed = v_shaped + pose_corrective_offsets((local[:, 1:] - eye).reshape(count, -1), layer.posedirs)
+        posed_joints, transforms = lbs.batch_rigid_transform(local, rest_joints, layer.parents, dtype=local.dtype)
+        num_joints = transforms.shape[1]
+        per_vertex = (layer.lbs_weights @ transforms.reshape(count, num_joints, 16)).reshape(count, -1, 4, 4)
+        vertices = (per_vertex[..., :3, :3] @ v_posed[..., None])[..., 0] + per_vertex[..., :3, 3]
+
+        dynamic_faces, dynamic_coords = lbs.find_dynamic_lmk_idx_and_bcoords(
+            vertices, full_pose, layer.dynamic_lmk_faces_idx, layer.dynamic_lmk_bary_coords, layer.neck_kin_chain)
+        landmark_faces = torch.cat((layer.lmk_faces_idx.expand(count, -1), dynamic_faces), dim=1)
+        landmark_coords = torch.cat((layer.lmk_bary_coords.expand(count, -1, -1), dynamic_coords), dim=1)
+        landmarks = lbs.vertices2landmarks(vertices, layer.faces_tensor, landmark_faces, landmark_coords)
+        joints = torch.cat((layer.vertex_joint_selector(vertices, posed_joints), landmarks), dim=1)
         return BodyModelOutput(
-            vertices=out.vertices,
-            joints=out.joints[:, self.joint_index],
-            skeleton_joints=out.joints[:, :55],
-            skeleton_rotations=rotations,
+            vertices=vertices,
+            joints=joints[:, self.joint_index],
+            skeleton_joints=joints[:, :55],
+            skeleton_rotations=transforms[..., :3, :3],
         )
 
 
-def contiguous_buffers(module: nn.Module) -> None:
-    """Store every buffer of ``module`` in row-major order (same values, same products).
+def pose_corrective_offsets(pose_feature: torch.Tensor, posedirs: torch.Tensor) -> torch.Tensor:
+    """smplx's ``pose_feature @ posedirs`` (N, 486) x (486, 3V) -> (N, V, 3), computed as posedirs^T @ pose_feature^T.
 
-    smplx keeps posedirs and J_regressor as transposed views of the file's arrays, and a matrix
-    product over a transposed view reads memory out of order: on a 2-core CPU the pose-corrective
-    product (a 61 MB matrix) took 5.9 ms per person that way and 2.2 ms contiguous.
+    posedirs is smplx's transposed view of a row-major (3V, 486) matrix. Products with a few rows
+    and 31,425 columns made MKL walk the 61 MB matrix once per row (2-core AMD EPYC: 2.3 ms for one
+    person, 8.8 ms for four); the transposed product reads it once for all rows (1.7 and 2.4 ms).
+    A single row is padded to two: MKL's matrix-vector path for it was slower (6 ms).
+    """
+    count = pose_feature.shape[0]
+    rows = pose_feature if count > 1 else torch.cat((pose_feature, torch.zeros_like(pose_feature)))
+    return (posedirs.T @ rows.T)[:, :count].T.reshape(count, -1, 3)
+
+
+def row_major_buffers(module: nn.Module, transposed: tuple[str, ...] = ()) -> None:
+    """Store every buffer of ``module`` so its products read memory in order (same values).
+
+    Buffers named in ``transposed`` become transposed views of row-major memory (``.T`` is
+    contiguous), the others row-major. smplx leaves J_regressor as a transposed view: its product
+    read memory out of order.
     """
     for name, buffer in list(module.named_buffers(recurse=False)):
-        if not buffer.is_contiguous():
+        if name in transposed:
+            if not buffer.T.is_contiguous():
+                setattr(module, name, buffer.T.contiguous().T)
+        elif not buffer.is_contiguous():
             setattr(module, name, buffer.contiguous())
-
-
-def axis_angle_to_rotmat(aa: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 3, 3), Rodrigues."""
-    angle = aa.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    axis = aa / angle
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack((zero, -z, y, z, zero, -x, -y, x, zero), dim=-1).reshape(*aa.shape[:-1], 3, 3)
-    s = torch.sin(angle)[..., None]
-    c = torch.cos(angle)[..., None]
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(k)
-    return eye + s * k + (1 - c) * (k @ k)
-
-
-def global_rotations(full_pose: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
-    """Local axis-angle (N, J, 3) with the kinematic tree -> global rotations (N, J, 3, 3).
-
-    full_pose is what smplx posed (hand means included), so these are the frames it skinned with.
-    """
-    local = axis_angle_to_rotmat(full_pose)
-    chain = [local[:, 0]]
-    for j in range(1, local.shape[1]):
-        chain.append(chain[int(parents[j])] @ local[:, j])
-    return torch.stack(chain, dim=1)

@@ -107,24 +107,34 @@ def test_npz_missing_arrays_is_a_clear_error(tmp_path, standin_assets):
         BodyModel(folder)
 
 
-def test_body_model_matrices_are_row_major_and_pose_the_same(standin_assets):
-    """smplx leaves posedirs and J_regressor as transposed views; BodyModel stores them row-major
-    (a product over them reads memory in order) without changing what posing gives."""
+@pytest.mark.parametrize("count", [1, 3])
+def test_body_model_poses_as_plain_smplx_does(standin_assets, count):
+    """BodyModel's forward (smplx's parts, its own product order) gives what smplx's own forward gives:
+    vertices, every joint and landmark, and global rotations that compose the local ones down the tree."""
     import smplx
     import torch
+    from scipy.spatial.transform import Rotation
 
     model = BodyModel(standin_assets.smplx_dir)
-    assert all(b.is_contiguous() for b in model.layer.buffers())
+    assert model.layer.posedirs.T.is_contiguous() and model.layer.J_regressor.is_contiguous()
     plain = smplx.create(str(model.model_path), model_type="smplx", use_pca=False, flat_hand_mean=False,
                          use_face_contour=True, ext="npz")
-    if plain.posedirs.is_contiguous() and plain.J_regressor.is_contiguous():
-        pytest.skip("this smplx stores its matrices row-major itself: nothing to compare against")
-    generator = torch.Generator().manual_seed(0)
-    poses = {name: 0.3 * torch.randn(2, size, generator=generator)
+    generator = torch.Generator().manual_seed(count)
+    poses = {name: 0.3 * torch.randn(count, size, generator=generator)
              for name, size in (("global_orient", 3), ("body_pose", 63), ("left_hand_pose", 45),
                                 ("right_hand_pose", 45), ("jaw_pose", 3), ("betas", 10), ("expression", 10))}
     with torch.no_grad():
         ours = model(**poses)
-        theirs = plain(**poses, leye_pose=torch.zeros(2, 3), reye_pose=torch.zeros(2, 3))
+        theirs = plain(**poses, leye_pose=torch.zeros(count, 3), reye_pose=torch.zeros(count, 3), return_full_pose=True)
     torch.testing.assert_close(ours.vertices, theirs.vertices, rtol=0.0, atol=1e-5)
+    torch.testing.assert_close(ours.joints, theirs.joints[:, model.joint_index], rtol=0.0, atol=1e-5)
     torch.testing.assert_close(ours.skeleton_joints, theirs.joints[:, :55], rtol=0.0, atol=1e-5)
+
+    parents = plain.parents.tolist()
+    for person in range(count):
+        local = Rotation.from_rotvec(theirs.full_pose[person].reshape(-1, 3).double().numpy())
+        chain = [local[0]]
+        for joint in range(1, 55):
+            chain.append(chain[parents[joint]] * local[joint])
+        expected = np.stack([r.as_matrix() for r in chain])
+        np.testing.assert_allclose(ours.skeleton_rotations[person].double().numpy(), expected, rtol=0.0, atol=1e-5)
