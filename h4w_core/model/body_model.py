@@ -113,8 +113,12 @@ class BodyModel(nn.Module):
         self.model_path = path
         self.register_buffer("joint_index", torch.tensor(JOINT_LAYER_INDEX, dtype=torch.long), persistent=False)
         self.register_buffer("faces", torch.as_tensor(self.layer.faces.astype("int64")), persistent=False)
-        # smplx concatenates these two on every call
-        self.register_buffer("shape_and_expression_dirs", torch.cat((self.layer.shapedirs, self.layer.expr_dirs), dim=-1),
+        # smplx concatenates these two on every call and regresses the joints from all 10,475 shaped
+        # vertices; the regressor is linear, so it is applied to the template and directions once here
+        dirs = torch.cat((self.layer.shapedirs, self.layer.expr_dirs), dim=-1)
+        self.register_buffer("shape_and_expression_dirs", dirs, persistent=False)
+        self.register_buffer("joint_template", self.layer.J_regressor @ self.layer.v_template, persistent=False)
+        self.register_buffer("joint_shape_dirs", torch.einsum("jv,vcd->jcd", self.layer.J_regressor, dirs),
                              persistent=False)
 
     @staticmethod
@@ -157,8 +161,9 @@ class BodyModel(nn.Module):
         """Axis-angle poses (N, 3|63|45|45|3), betas (N, 10), expression (N, 10).
 
         smplx's own forward (SMPLX.forward with its lbs) composed from smplx's parts, eyes at rest,
-        with two changes that keep its values: the pose-corrective product runs output-transposed
-        (pose_corrective_offsets) and the global joint rotations come out of the same rigid transforms.
+        with changes that keep its values: the joint regressor applied once to the template and shape
+        directions, the pose-corrective product run output-transposed (pose_corrective_offsets), and
+        the global joint rotations taken from the same rigid transforms.
         """
         from smplx import lbs
 
@@ -167,8 +172,9 @@ class BodyModel(nn.Module):
         eyes = torch.zeros_like(global_orient).repeat(1, 2)
         full_pose = torch.cat((global_orient, body_pose, jaw_pose, eyes, left_hand_pose, right_hand_pose), dim=1)
         full_pose = full_pose + layer.pose_mean
-        v_shaped = layer.v_template + lbs.blend_shapes(torch.cat((betas, expression), dim=1), self.shape_and_expression_dirs)
-        rest_joints = lbs.vertices2joints(layer.J_regressor, v_shaped)
+        shape = torch.cat((betas, expression), dim=1)
+        v_shaped = layer.v_template + lbs.blend_shapes(shape, self.shape_and_expression_dirs)
+        rest_joints = self.joint_template + lbs.blend_shapes(shape, self.joint_shape_dirs)
         local = lbs.batch_rodrigues(full_pose.reshape(-1, 3)).reshape(count, -1, 3, 3)
         eye = torch.eye(3, dtype=local.dtype, device=local.device)
         v_posed = v_shaped + pose_corrective_offsets((local[:, 1:] - eye).reshape(count, -1), layer.posedirs)
