@@ -117,6 +117,7 @@ class BodyModel(nn.Module):
         # vertices; the regressor is linear, so it is applied to the template and directions once here
         dirs = torch.cat((self.layer.shapedirs, self.layer.expr_dirs), dim=-1)
         self.register_buffer("shape_and_expression_dirs", dirs, persistent=False)
+        self.register_buffer("posedirs_rows", self.layer.posedirs.contiguous(), persistent=False)
         self.register_buffer("joint_template", self.layer.J_regressor @ self.layer.v_template, persistent=False)
         self.register_buffer("joint_shape_dirs", torch.einsum("jv,vcd->jcd", self.layer.J_regressor, dirs),
                              persistent=False)
@@ -162,8 +163,8 @@ class BodyModel(nn.Module):
 
         smplx's own forward (SMPLX.forward with its lbs) composed from smplx's parts, eyes at rest,
         with changes that keep its values: the joint regressor applied once to the template and shape
-        directions, the pose-corrective product run output-transposed (pose_corrective_offsets), and
-        the global joint rotations taken from the same rigid transforms.
+        directions, the pose-corrective product run in the memory order MKL reads fastest
+        (pose_corrective_offsets), and the global joint rotations taken from the same rigid transforms.
         """
         from smplx import lbs
 
@@ -177,7 +178,8 @@ class BodyModel(nn.Module):
         rest_joints = self.joint_template + lbs.blend_shapes(shape, self.joint_shape_dirs)
         local = lbs.batch_rodrigues(full_pose.reshape(-1, 3)).reshape(count, -1, 3, 3)
         eye = torch.eye(3, dtype=local.dtype, device=local.device)
-        v_posed = v_shaped + pose_corrective_offsets((local[:, 1:] - eye).reshape(count, -1), layer.posedirs)
+        pose_feature = (local[:, 1:] - eye).reshape(count, -1)
+        v_posed = v_shaped + pose_corrective_offsets(pose_feature, layer.posedirs, self.posedirs_rows)
         posed_joints, transforms = lbs.batch_rigid_transform(local, rest_joints, layer.parents, dtype=local.dtype)
         num_joints = transforms.shape[1]
         per_vertex = (layer.lbs_weights @ transforms.reshape(count, num_joints, 16)).reshape(count, -1, 4, 4)
@@ -197,17 +199,19 @@ class BodyModel(nn.Module):
         )
 
 
-def pose_corrective_offsets(pose_feature: torch.Tensor, posedirs: torch.Tensor) -> torch.Tensor:
-    """smplx's ``pose_feature @ posedirs`` (N, 486) x (486, 3V) -> (N, V, 3), computed as posedirs^T @ pose_feature^T.
+def pose_corrective_offsets(pose_feature: torch.Tensor, posedirs: torch.Tensor, posedirs_rows: torch.Tensor) -> torch.Tensor:
+    """smplx's ``pose_feature @ posedirs`` (N, 486) x (486, 3V) -> (N, V, 3), in the memory order MKL reads fastest.
 
-    posedirs is smplx's transposed view of a row-major (3V, 486) matrix. Products with a few rows
-    and 31,425 columns made MKL walk the 61 MB matrix once per row (2-core AMD EPYC: 2.3 ms for one
-    person, 8.8 ms for four); the transposed product reads it once for all rows (1.7 and 2.4 ms).
-    A single row is padded to two: MKL's matrix-vector path for it was slower (6 ms).
+    The 61 MB matrix is kept twice, which the product's cost on a 2-core AMD EPYC (one thread)
+    pays for: several rows run as posedirs^T @ pose_feature^T over ``posedirs`` (smplx's
+    transposed view of row-major (3V, 486) memory): 4 rows 4.5 ms, against 9 ms for the plain
+    product, which walks the matrix once per row. One row runs the plain product over the row-major
+    copy ``posedirs_rows``: 2.4 ms, against 5.7 ms transposed (MKL's matrix-vector kernel that way).
     """
     count = pose_feature.shape[0]
-    rows = pose_feature if count > 1 else torch.cat((pose_feature, torch.zeros_like(pose_feature)))
-    return (posedirs.T @ rows.T)[:, :count].T.reshape(count, -1, 3)
+    if count == 1:
+        return (pose_feature @ posedirs_rows).reshape(1, -1, 3)
+    return (posedirs.T @ pose_feature.T).T.reshape(count, -1, 3)
 
 
 def row_major_buffers(module: nn.Module, transposed: tuple[str, ...] = ()) -> None:

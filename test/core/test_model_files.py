@@ -116,7 +116,8 @@ def test_body_model_poses_as_plain_smplx_does(standin_assets, count):
     from scipy.spatial.transform import Rotation
 
     model = BodyModel(standin_assets.smplx_dir)
-    assert model.layer.posedirs.T.is_contiguous() and model.layer.J_regressor.is_contiguous()
+    assert model.layer.posedirs.T.is_contiguous() and model.posedirs_rows.is_contiguous()
+    assert model.layer.J_regressor.is_contiguous()
     plain = smplx.create(str(model.model_path), model_type="smplx", use_pca=False, flat_hand_mean=False,
                          use_face_contour=True, ext="npz")
     generator = torch.Generator().manual_seed(count)
