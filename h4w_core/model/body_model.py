@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from h4w_core.model import constants
-from h4w_core.model.joint_tables import JOINT_LAYER_INDEX
+from h4w_core.model.joint_tables import JOINT_LAYER_INDEX, SKELETON_JOINT_NAMES
 
 LOG = logging.getLogger(__name__)
 
@@ -86,6 +86,21 @@ def find_smplx_file(smplx_dir: str | os.PathLike) -> Path:
     raise AssetNotFoundError(f"SMPL-X model file SMPLX_NEUTRAL.npz not found (searched: {searched}). {SMPLX_DOWNLOAD_HINT}")
 
 
+def check_layer_shapes(layer: nn.Module, path: Path) -> None:
+    """Raise ValueError naming ``path`` when an SMPL-X array smplx loaded has the wrong shape (a
+    damaged or foreign file), before a product over it fails with a bare tensor error."""
+    vertices, joints = constants.NUM_VERTICES, len(SKELETON_JOINT_NAMES)
+    expected = {
+        "v_template": (vertices, 3), "shapedirs": (vertices, 3, constants.NUM_BETAS),
+        "expr_dirs": (vertices, 3, constants.NUM_EXPRESSION), "posedirs": (9 * (joints - 1), 3 * vertices),
+        "J_regressor": (joints, vertices), "lbs_weights": (vertices, joints),
+    }
+    wrong = [f"{name} {tuple(getattr(layer, name).shape)} (SMPL-X: {shape})"
+             for name, shape in expected.items() if tuple(getattr(layer, name).shape) != shape]
+    if wrong:
+        raise ValueError(f"{path} is not an SMPL-X model file: {', '.join(wrong)}")
+
+
 class BodyModelOutput(NamedTuple):
     vertices: torch.Tensor  # (N, 10475, 3), no translation applied
     joints: torch.Tensor  # (N, 137, 3) named joint set (JOINT_NAMES)
@@ -107,9 +122,10 @@ class BodyModel(nn.Module):
             clean = Path(tmp) / "SMPLX_NEUTRAL.npz"
             np.savez(clean, **arrays)
             self.layer = self._create_layer(smplx, clean, path)
-        row_major_buffers(self.layer, transposed=("posedirs",))
-        if self.layer.get_num_verts() != constants.NUM_VERTICES:
-            raise ValueError(f"{path} has {self.layer.get_num_verts()} vertices, SMPL-X has {constants.NUM_VERTICES}")
+        check_layer_shapes(self.layer, path)
+        # the pose-corrective matrix twice, in the two memory orders pose_corrective_offsets reads
+        self.layer.posedirs = self.layer.posedirs.T.contiguous().T
+        self.register_buffer("posedirs_rows", self.layer.posedirs.contiguous(), persistent=False)
         self.model_path = path
         self.register_buffer("joint_index", torch.tensor(JOINT_LAYER_INDEX, dtype=torch.long), persistent=False)
         self.register_buffer("faces", torch.as_tensor(self.layer.faces.astype("int64")), persistent=False)
@@ -117,7 +133,6 @@ class BodyModel(nn.Module):
         # vertices; the regressor is linear, so it is applied to the template and directions once here
         dirs = torch.cat((self.layer.shapedirs, self.layer.expr_dirs), dim=-1)
         self.register_buffer("shape_and_expression_dirs", dirs, persistent=False)
-        self.register_buffer("posedirs_rows", self.layer.posedirs.contiguous(), persistent=False)
         self.register_buffer("joint_template", self.layer.J_regressor @ self.layer.v_template, persistent=False)
         self.register_buffer("joint_shape_dirs", torch.einsum("jv,vcd->jcd", self.layer.J_regressor, dirs),
                              persistent=False)
@@ -202,28 +217,14 @@ class BodyModel(nn.Module):
 def pose_corrective_offsets(pose_feature: torch.Tensor, posedirs: torch.Tensor, posedirs_rows: torch.Tensor) -> torch.Tensor:
     """smplx's ``pose_feature @ posedirs`` (N, 486) x (486, 3V) -> (N, V, 3), in the memory order MKL reads fastest.
 
-    The 61 MB matrix is kept twice, which the product's cost on a 2-core AMD EPYC (one thread)
-    pays for: several rows run as posedirs^T @ pose_feature^T over ``posedirs`` (smplx's
-    transposed view of row-major (3V, 486) memory): 4 rows 4.5 ms, against 9 ms for the plain
-    product, which walks the matrix once per row. One row runs the plain product over the row-major
-    copy ``posedirs_rows``: 2.4 ms, against 5.7 ms transposed (MKL's matrix-vector kernel that way).
+    A CPU choice (the values are the same either way): the 61 MB matrix is kept twice because MKL
+    on a 2-core AMD EPYC (one thread) was fastest so. Several rows run as posedirs^T @
+    pose_feature^T over ``posedirs`` (smplx's transposed view of row-major (3V, 486) memory): 4 rows
+    4.5 ms, against 9 ms for the plain product, which took time in proportion to the rows. One row
+    runs the plain product over the row-major copy ``posedirs_rows``: 2.4 ms, against 5.7 ms over
+    ``posedirs`` (MKL's matrix-vector kernel reading it that way).
     """
     count = pose_feature.shape[0]
     if count == 1:
         return (pose_feature @ posedirs_rows).reshape(1, -1, 3)
     return (posedirs.T @ pose_feature.T).T.reshape(count, -1, 3)
-
-
-def row_major_buffers(module: nn.Module, transposed: tuple[str, ...] = ()) -> None:
-    """Store every buffer of ``module`` so its products read memory in order (same values).
-
-    Buffers named in ``transposed`` become transposed views of row-major memory (``.T`` is
-    contiguous), the others row-major. smplx leaves J_regressor as a transposed view: its product
-    read memory out of order.
-    """
-    for name, buffer in list(module.named_buffers(recurse=False)):
-        if name in transposed:
-            if not buffer.T.is_contiguous():
-                setattr(module, name, buffer.T.contiguous().T)
-        elif not buffer.is_contiguous():
-            setattr(module, name, buffer.contiguous())

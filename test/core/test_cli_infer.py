@@ -238,11 +238,11 @@ def _missing_arrays(folder: Path, arrays: dict) -> None:
     np.savez(folder / "SMPLX_NEUTRAL.npz", v_template=arrays["v_template"], f=arrays["f"])
 
 
-def _truncated_regressor(folder: Path, arrays: dict) -> None:  # loads, then fails inside SMPL-X (IndexError)
+def _truncated_regressor(folder: Path, arrays: dict) -> None:  # smplx loads it; BodyModel names the array
     np.savez(folder / "SMPLX_NEUTRAL.npz", **{**arrays, "J_regressor": arrays["J_regressor"][:3]})
 
 
-def _wrong_shapedirs(folder: Path, arrays: dict) -> None:  # loads, then fails inside SMPL-X (RuntimeError)
+def _wrong_shapedirs(folder: Path, arrays: dict) -> None:  # smplx loads it; BodyModel names the array
     np.savez(folder / "SMPLX_NEUTRAL.npz", **{**arrays, "shapedirs": arrays["shapedirs"][:5]})
 
 

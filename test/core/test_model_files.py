@@ -117,7 +117,6 @@ def test_body_model_poses_as_plain_smplx_does(standin_assets, count):
 
     model = BodyModel(standin_assets.smplx_dir)
     assert model.layer.posedirs.T.is_contiguous() and model.posedirs_rows.is_contiguous()
-    assert model.layer.J_regressor.is_contiguous()
     plain = smplx.create(str(model.model_path), model_type="smplx", use_pca=False, flat_hand_mean=False,
                          use_face_contour=True, ext="npz")
     generator = torch.Generator().manual_seed(count)
@@ -139,3 +138,28 @@ def test_body_model_poses_as_plain_smplx_does(standin_assets, count):
             chain.append(chain[parents[joint]] * local[joint])
         expected = np.stack([r.as_matrix() for r in chain])
         np.testing.assert_allclose(ours.skeleton_rotations[person].double().numpy(), expected, rtol=0.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_pose_corrective_offsets_is_the_plain_product(count):
+    """Both memory orders give smplx's product on a dense matrix (the stand-in's pose correctives are sparse)."""
+    import torch
+
+    from h4w_core.model.body_model import pose_corrective_offsets
+
+    generator = torch.Generator().manual_seed(count)
+    rows = torch.randn(486, 3 * 50, generator=generator)
+    feature = torch.randn(count, 486, generator=generator)
+    offsets = pose_corrective_offsets(feature, rows.T.contiguous().T, rows)
+    expected = (feature.double() @ rows.double()).reshape(count, 50, 3)
+    torch.testing.assert_close(offsets.double(), expected, rtol=0.0, atol=1e-4)  # sums of 486 products near 20
+
+
+def test_smplx_arrays_of_the_wrong_shape_are_named(tmp_path, standin_assets):
+    with np.load(standin_assets.smplx_dir / "SMPLX_NEUTRAL.npz") as good:
+        arrays = {k: good[k] for k in good.files}
+    folder = tmp_path / "smplx"
+    folder.mkdir()
+    np.savez(folder / "SMPLX_NEUTRAL.npz", **{**arrays, "J_regressor": arrays["J_regressor"][:3]})
+    with pytest.raises(ValueError, match=r"SMPLX_NEUTRAL.npz is not an SMPL-X model file: J_regressor \(3, 10475\)"):
+        BodyModel(folder)
