@@ -209,7 +209,7 @@ class BodyModel(nn.Module):
         return BodyModelOutput(
             vertices=vertices,
             joints=joints[:, self.joint_index],
-            skeleton_joints=joints[:, :55],
+            skeleton_joints=joints[:, :num_joints],
             skeleton_rotations=transforms[..., :3, :3],
         )
 
