@@ -40,6 +40,7 @@ consumer of ``l_index_3_<id>`` sees no change.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 
@@ -169,7 +170,11 @@ def face_basis(result) -> tuple[np.ndarray, np.ndarray]:
 def face_visible(result) -> bool:
     """True when the face is turned towards the camera (its x axis points less than 90 deg from the
     direction to the camera): a person seen from behind has no REP face."""
-    origin, rotation = face_basis(result)
+    return _faces_camera(face_basis(result))
+
+
+def _faces_camera(face: tuple[np.ndarray, np.ndarray]) -> bool:
+    origin, rotation = face
     return bool(np.dot(rotation[:, 0], -origin) > 0.0)
 
 
@@ -190,11 +195,77 @@ def _hand_chain(wrist: int, fingers: tuple[int, ...]) -> list[tuple[int, int]]:
 _FINGER_TREE = tuple(_hand_chain(LEFT_WRIST, LEFT_FINGERS) + _hand_chain(RIGHT_WRIST, RIGHT_FINGERS))
 _FINGER_CHILDREN = np.array([c for c, _ in _FINGER_TREE], dtype=np.intp)
 _FINGER_PARENTS = np.array([p for _, p in _FINGER_TREE], dtype=np.intp)
+_WRISTS = np.array([LEFT_WRIST, RIGHT_WRIST], dtype=np.intp)
+
+# A frame's poses: the (parent, child) frame names, translations (K, 3) and rotations (K, 3, 3).
+# The names of a person depend only on its id and the options, so they are made once per id
+# (at most _NAMES_KEPT sets); a frame's poses go through one quaternion conversion and one build.
+Poses = tuple[tuple[tuple[str, str], ...], np.ndarray, np.ndarray]
+_NAMES_KEPT = 1024
+_BODY_FRAMES = 1 + len(REP_LINKS)  # body_<id> and its links come first
 
 
 def _skeleton_frame(joint: int, ident: str, prefix: str) -> str:
     """frames.py's names: lower-cased SMPL-X joint name + _<id> (l_wrist_<id>, l_index_1_<id>, ...)."""
     return f"{prefix}{SKELETON_JOINT_NAMES[joint].lower()}_{ident}"
+
+
+@functools.lru_cache(maxsize=_NAMES_KEPT)
+def _person_frame_names(camera: str, ident: str, face_ident: str | None, prefix: str, hands: bool,
+                        smplx_pelvis: bool) -> tuple[tuple[str, str], ...]:
+    """The (parent, child) names of one person's frames, in the order _person_poses gives them."""
+    body = frame_name(BODY_FRAME, ident, prefix)
+    names = [(camera, body)] + [(body, f"{prefix}{link}_{ident}") for link, _ in REP_LINKS]
+    if hands:
+        names += [(body, _skeleton_frame(int(w), ident, prefix)) for w in _WRISTS]
+        names += [(_skeleton_frame(p, ident, prefix), _skeleton_frame(c, ident, prefix)) for c, p in _FINGER_TREE]
+    if face_ident is not None:
+        face = frame_name(FACE_FRAME, face_ident, prefix)
+        names += [(camera, face), (face, frame_name(GAZE_FRAME, face_ident, prefix))]
+    if smplx_pelvis:
+        names.append((camera, frame_name(SMPLX_PELVIS_FRAME, ident, prefix)))
+    return tuple(names)
+
+
+def _hand_poses(result, basis: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The wrists under body_<id>, then the finger frames under their parents (_FINGER_TREE order)."""
+    origin, r_body = basis
+    positions = np.asarray(result.skeleton_joints, dtype=np.float64)
+    rotations = np.asarray(result.skeleton_rotations, dtype=np.float64)
+    wrist_t, wrist_r = _relative(origin, r_body, positions[_WRISTS], rotations[_WRISTS])
+    parent_rt = rotations[_FINGER_PARENTS].transpose(0, 2, 1)
+    finger_r = np.matmul(parent_rt, rotations[_FINGER_CHILDREN])
+    finger_t = np.matmul(parent_rt, (positions[_FINGER_CHILDREN] - positions[_FINGER_PARENTS])[:, :, None])[:, :, 0]
+    return np.concatenate([wrist_t, finger_t]), np.concatenate([wrist_r, finger_r])
+
+
+def _person_poses(result, camera: str, ident: str, face_ident: str | None, prefix: str, hands: bool,
+                  smplx_pelvis: bool, face: tuple[np.ndarray, np.ndarray] | None = None) -> Poses:
+    """One person's frames (module docstring), parents before children. ``face``: face_basis when known."""
+    origin, r_body = body_basis(result)
+    skeleton_t = np.asarray(result.skeleton_joints, dtype=np.float64)
+    skeleton_r = np.asarray(result.skeleton_rotations, dtype=np.float64)
+    link_t, link_r = _relative(origin, r_body, skeleton_t[_LINK_JOINTS], np.matmul(skeleton_r[_LINK_JOINTS], SMPLX_TO_REP))
+    translations, rotations = [origin[None], link_t], [r_body[None], link_r]
+    if hands:
+        hand_t, hand_r = _hand_poses(result, (origin, r_body))
+        translations.append(hand_t)
+        rotations.append(hand_r)
+    if face_ident is not None:
+        face_t, face_r = _face_poses(face_basis(result) if face is None else face)
+        translations.append(face_t)
+        rotations.append(face_r)
+    if smplx_pelvis:
+        translations.append(skeleton_t[PELVIS][None])
+        rotations.append(skeleton_r[PELVIS][None])
+    names = _person_frame_names(camera, ident, face_ident, prefix, hands, smplx_pelvis)
+    return names, np.concatenate(translations), np.concatenate(rotations)
+
+
+def _face_poses(face: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """face_<id> (the face basis) and gaze_<id> under it (same origin, optical axes)."""
+    origin, rotation = face
+    return np.stack([origin, np.zeros(3)]), np.stack([rotation, FACE_TO_GAZE])
 
 
 def hand_transforms_under_body(result, header, body_id: str, prefix: str = "",
@@ -204,26 +275,16 @@ def hand_transforms_under_body(result, header, body_id: str, prefix: str = "",
 
     ``basis``: body_<id>'s (origin, rotation) when already computed (:func:`body_basis`).
     """
-    origin, r_body = body_basis(result) if basis is None else basis
-    positions = np.asarray(result.skeleton_joints, dtype=np.float64)
-    rotations = np.asarray(result.skeleton_rotations, dtype=np.float64)
-    wrists = np.array([LEFT_WRIST, RIGHT_WRIST], dtype=np.intp)
-    wrist_t, wrist_r = _relative(origin, r_body, positions[wrists], rotations[wrists])
-    parent_rt = rotations[_FINGER_PARENTS].transpose(0, 2, 1)
-    finger_r = np.matmul(parent_rt, rotations[_FINGER_CHILDREN])
-    finger_t = np.matmul(parent_rt, (positions[_FINGER_CHILDREN] - positions[_FINGER_PARENTS])[:, :, None])[:, :, 0]
-    body = frame_name(BODY_FRAME, body_id, prefix)
-    names = [(body, _skeleton_frame(int(w), body_id, prefix)) for w in wrists]
-    names += [(_skeleton_frame(int(p), body_id, prefix), _skeleton_frame(int(c), body_id, prefix)) for c, p in _FINGER_TREE]
-    return stamped_transforms(header.stamp, names, np.concatenate([wrist_t, finger_t]), np.concatenate([wrist_r, finger_r]))
+    translations, rotations = _hand_poses(result, body_basis(result) if basis is None else basis)
+    names = _person_frame_names(header.frame_id, body_id, None, prefix, True, False)[_BODY_FRAMES:]
+    return stamped_transforms(header.stamp, names, translations, rotations)
 
 
 def face_transforms(result, header, face_id: str, prefix: str = "") -> list[TransformStamped]:
     """face_<id> under the camera frame and gaze_<id> under face_<id> (same origin, optical axes)."""
-    origin, rotation = face_basis(result)
     face = frame_name(FACE_FRAME, face_id, prefix)
     names = [(header.frame_id, face), (face, frame_name(GAZE_FRAME, face_id, prefix))]
-    return stamped_transforms(header.stamp, names, np.stack([origin, np.zeros(3)]), np.stack([rotation, FACE_TO_GAZE]))
+    return stamped_transforms(header.stamp, names, *_face_poses(face_basis(result)))
 
 
 def smplx_pelvis_transform(result, header, body_id: str, prefix: str = "") -> TransformStamped:
@@ -243,32 +304,28 @@ def rep155_transforms(result, header, body_id: str, face_id: str | None = None, 
     both); with a ``face_id``, face_<id> and gaze_<id> (pass None for people whose face is not
     visible, :func:`face_visible`). Stamps are ``header.stamp``.
     """
-    origin, r_body = body_basis(result)
-    positions = np.asarray(result.skeleton_joints, dtype=np.float64)[_LINK_JOINTS]
-    rotations = np.matmul(np.asarray(result.skeleton_rotations, dtype=np.float64)[_LINK_JOINTS], SMPLX_TO_REP)
-    link_t, link_r = _relative(origin, r_body, positions, rotations)
-    body = frame_name(BODY_FRAME, body_id, prefix)
-    names = [(header.frame_id, body)] + [(body, f"{prefix}{link}_{body_id}") for link, _ in REP_LINKS]
-    out = stamped_transforms(header.stamp, names, np.concatenate([origin[None], link_t]), np.concatenate([r_body[None], link_r]))
-    if hands:
-        out += hand_transforms_under_body(result, header, body_id, prefix, basis=(origin, r_body))
-    if face_id is not None:
-        out += face_transforms(result, header, face_id, prefix)
-    return out
+    return stamped_transforms(header.stamp, *_person_poses(result, header.frame_id, body_id, face_id, prefix, hands, False))
 
 
 def people_transforms(results: Sequence, header, prefix: str = "", hands: bool = True,
                       smplx_pelvis: bool = True) -> list[TransformStamped]:
     """rep155_transforms of every person of a frame, with ids body_id(track_id, index) and a face
-    (face_id) only where face_visible; plus smplx_pelvis_<id> when ``smplx_pelvis``."""
-    out: list[TransformStamped] = []
+    (face_id) only where face_visible; plus smplx_pelvis_<id> when ``smplx_pelvis``. All of them
+    in one quaternion conversion and one build (4 persons: 196 transforms)."""
+    names: list[tuple[str, str]] = []
+    translations, rotations = [], []
     for index, result in enumerate(results):
         ident = body_id(result.track_id, index)
-        face = face_id(result.track_id, index) if face_visible(result) else None
-        out += rep155_transforms(result, header, ident, face, prefix, hands=hands)
-        if smplx_pelvis:
-            out.append(smplx_pelvis_transform(result, header, ident, prefix))
-    return out
+        face = face_basis(result)
+        face_ident = face_id(result.track_id, index) if _faces_camera(face) else None
+        person_names, person_t, person_r = _person_poses(result, header.frame_id, ident, face_ident, prefix, hands,
+                                                         smplx_pelvis, face)
+        names += person_names
+        translations.append(person_t)
+        rotations.append(person_r)
+    if not names:
+        return []
+    return stamped_transforms(header.stamp, names, np.concatenate(translations), np.concatenate(rotations))
 
 
 # ---- joint values for the human_description URDF ---------------------------------------------------

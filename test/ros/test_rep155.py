@@ -237,6 +237,25 @@ def test_people_transforms_for_a_frame(model, header):
     assert "face_h4w00008" not in names  # seen from behind: no face
     assert len(transforms) == 3 * (1 + len(rep155.REP_LINKS) + 32 + 1) + 2 * 2
 
+@pytest.mark.parametrize("options", [{}, {"prefix": "robot1/", "hands": False}, {"smplx_pelvis": False}])
+def test_people_transforms_are_each_persons_own_transforms_in_one_build(model, header, options):
+    """The frame's transforms (one quaternion conversion, names kept per id) are, field by field and
+    in order, what each person's own rep155_transforms and smplx_pelvis_transform give."""
+    people = [posed(model, facing_orient(), track_id=3), posed(model, facing_orient(180.0), track_id=8),
+              posed(model, facing_orient(30.0), np.full(63, 0.1), track_id=-1)]
+    prefix, hands, pelvis = options.get("prefix", ""), options.get("hands", True), options.get("smplx_pelvis", True)
+    for _ in range(2):  # the second frame uses the names kept from the first
+        expected = []
+        for index, person in enumerate(people):
+            ident = rep155.body_id(person.track_id, index)
+            face = ident if rep155.face_visible(person) else None
+            expected += rep155.rep155_transforms(person, header, ident, face, prefix, hands=hands)
+            if pelvis:
+                expected.append(rep155.smplx_pelvis_transform(person, header, ident, prefix))
+        assert rep155.people_transforms(people, header, **options) == expected
+    assert rep155.people_transforms([], header) == []
+
+
 # ---- URDF joint values -------------------------------------------------------------------------------
 def _rx(a):
     return Rotation.from_rotvec([a, 0, 0]).as_matrix()
