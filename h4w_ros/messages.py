@@ -94,6 +94,17 @@ def _verified(direct: Callable, public: Callable, probe: tuple) -> Callable:
     return public
 
 
+def _slot_layout(cls: type, fields: tuple[str, ...]) -> tuple[Callable, object] | None:
+    """(``cls.__new__``, the ``_check_fields`` value its constructor sets, or None) when ``cls`` keeps
+    its fields in exactly the slots ``_<field>`` (and ``_check_fields`` on newer ROS 2); else None,
+    and only the constructor is safe."""
+    private = {f"_{name}" for name in fields}
+    slots = set(getattr(cls, "__slots__", ()))
+    if not private <= slots <= private | {"_check_fields"}:
+        return None
+    return cls.__new__, (cls()._check_fields if "_check_fields" in slots else None)
+
+
 def _point_builder() -> Callable[[list[float], list[float], list[float]], list[Point]]:
     """A function (xs, ys, zs) lists of Python floats -> list of geometry_msgs/Point.
 
@@ -107,12 +118,10 @@ def _point_builder() -> Callable[[list[float], list[float], list[float]], list[P
     def public(xs, ys, zs):
         return [Point(x=x, y=y, z=z) for x, y, z in zip(xs, ys, zs)]
 
-    slots = set(getattr(Point, "__slots__", ()))
-    if not {"_x", "_y", "_z"} <= slots <= {"_x", "_y", "_z", "_check_fields"}:
+    layout = _slot_layout(Point, ("x", "y", "z"))
+    if layout is None:
         return public
-    new = Point.__new__
-    # what the constructor would set for ROS_PYTHON_CHECK_FIELDS, where the class has that slot
-    check = Point()._check_fields if "_check_fields" in slots else None
+    new, check = layout
 
     def direct(xs, ys, zs):
         out = []
@@ -130,7 +139,34 @@ def _point_builder() -> Callable[[list[float], list[float], list[float]], list[P
     return _verified(direct, public, ([1.5, 0.0], [-2.25, 7.0], [3.0e-3, -1.0e6]))
 
 
+def _quaternion_builder() -> Callable[[list[list[float]]], list[Quaternion]]:
+    """A function [[x, y, z, w], ...] -> list of geometry_msgs/Quaternion, filling the slots as
+    _point_builder does (a person's 34 hand orientations: ~3x faster than the constructor)."""
+
+    def public(quats):
+        return [Quaternion(x=x, y=y, z=z, w=w) for x, y, z, w in quats]
+
+    layout = _slot_layout(Quaternion, ("x", "y", "z", "w"))
+    if layout is None:
+        return public
+    new, check = layout
+
+    def direct(quats):
+        out = []
+        append = out.append
+        for x, y, z, w in quats:
+            q = new(Quaternion)
+            if check is not None:
+                q._check_fields = check
+            q._x, q._y, q._z, q._w = x, y, z, w
+            append(q)
+        return out
+
+    return _verified(direct, public, ([[0.0, 0.0, 0.0, 1.0], [0.5, -0.5, 0.5, 0.5]],))
+
+
 _build_points = _point_builder()
+_build_quaternions = _quaternion_builder()
 
 
 def points_from_array(xyz: np.ndarray) -> list[Point]:
@@ -160,7 +196,7 @@ def person_message(result: PersonResult, with_mesh: bool = True) -> WholeBodyMes
     if with_mesh:
         msg.vertices = _float32_sequence(result.vertices)
     msg.joints = points_from_array(result.joints)
-    msg.hand_orientations = [Quaternion(x=x, y=y, z=z, w=w) for x, y, z, w in quats[1:]]
+    msg.hand_orientations = _build_quaternions(quats[1:])
     return msg
 
 

@@ -387,3 +387,19 @@ def test_an_unexpected_message_layout_gets_the_public_constructors(monkeypatch):
     layout[TransformStamped] = layout[TransformStamped] | {"_a_field_this_distro_added"}
     monkeypatch.setattr(messages, "_TRANSFORM_LAYOUT", layout)
     assert messages._transform_builder() is messages._public_transforms
+
+
+def test_points_and_quaternions_built_by_slots_equal_constructor_built_ones():
+    """A person's joints and hand orientations fill message slots directly where Point and
+    Quaternion keep exactly the expected slots (they do here); a class with other slots is left to
+    its constructor."""
+    assert messages._build_points.__name__ == "direct" and messages._build_quaternions.__name__ == "direct"
+    rng = np.random.default_rng(9)
+    quats = Rotation.from_rotvec(rng.normal(size=(5, 3))).as_quat().tolist()
+    built = messages._build_quaternions(quats)
+    expected = [Quaternion(x=x, y=y, z=z, w=w) for x, y, z, w in quats]
+    assert built == expected and [repr(q) for q in built] == [repr(q) for q in expected]
+    assert [serialize_message(q) for q in built] == [serialize_message(q) for q in expected]
+    xyz = rng.normal(size=(4, 3))
+    assert messages.points_from_array(xyz) == [Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
+    assert messages._slot_layout(Quaternion, ("x", "y", "z")) is None  # a slot (_w) it would not fill
