@@ -215,40 +215,16 @@ class BodyModel(nn.Module):
 
 
 def pose_corrective_offsets(pose_feature: torch.Tensor, posedirs: torch.Tensor, posedirs_rows: torch.Tensor) -> torch.Tensor:
-    """smplx's ``pose_feature @ posedirs`` (N, 486) x (486, 3V) -> (N, V, 3), in the memory order MKL reads fastest,
-    on a CPU in two halves of the vertices at once.
+    """smplx's ``pose_feature @ posedirs`` (N, 486) x (486, 3V) -> (N, V, 3), in the memory order MKL reads fastest.
 
-    CPU choices (the values are the same either way, bit for bit), measured on a 2-core AMD EPYC with
-    torch on one thread. The 61 MB matrix is kept twice: several rows run as posedirs^T @ pose_feature^T
-    over ``posedirs`` (smplx's transposed view of row-major (3V, 486) memory): 4 rows 4.5 ms, against
-    9 ms for the plain product, which took time in proportion to the rows; one row runs the plain
-    product over the row-major copy ``posedirs_rows``: 2.4 ms, against 5.7 ms over ``posedirs``.
-    The product only streams memory, so the first half of the vertices runs on torch's inter-op
-    pool (a traced ``torch.jit.fork``; eager runs it in turn) beside the second: 1 row 2.4 -> 1.4 ms,
-    4 rows 4.7 -> 2.5 ms. Its workers sleep when idle, so a busy machine loses no core to spinning.
+    A CPU choice (the values are the same either way): the 61 MB matrix is kept twice because MKL
+    on a 2-core AMD EPYC (one thread) was fastest so. Several rows run as posedirs^T @
+    pose_feature^T over ``posedirs`` (smplx's transposed view of row-major (3V, 486) memory): 4 rows
+    4.5 ms, against 9 ms for the plain product, which took time in proportion to the rows. One row
+    runs the plain product over the row-major copy ``posedirs_rows``: 2.4 ms, against 5.7 ms over
+    ``posedirs`` (MKL's matrix-vector kernel reading it that way).
     """
     count = pose_feature.shape[0]
     if count == 1:
-        matrix, vertex_dim, product = posedirs_rows, 1, _row_product
-    else:
-        matrix, vertex_dim, product = posedirs.T, 0, _transposed_product
-    if pose_feature.device.type != "cpu":  # one kernel on a GPU, its streams and graphs on one thread
-        return product(pose_feature, matrix).reshape(count, -1, 3)
-    first_half, second_half = _vertex_halves(matrix, vertex_dim)
-    first = torch.jit.fork(product, pose_feature, first_half)
-    second = product(pose_feature, second_half)
-    return torch.cat((torch.jit.wait(first), second), dim=1).reshape(count, -1, 3)
-
-
-def _vertex_halves(matrix: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two views of ``matrix`` splitting its 3V axis ``dim`` at a vertex boundary (no copy)."""
-    split = matrix.shape[dim] // 6 * 3
-    return matrix.narrow(dim, 0, split), matrix.narrow(dim, split, matrix.shape[dim] - split)
-
-
-def _row_product(pose_feature: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    return pose_feature @ rows
-
-
-def _transposed_product(pose_feature: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    return (columns @ pose_feature.T).T
+        return (pose_feature @ posedirs_rows).reshape(1, -1, 3)
+    return (posedirs.T @ pose_feature.T).T.reshape(count, -1, 3)
