@@ -53,15 +53,21 @@ def _quaternions(rotations: np.ndarray) -> np.ndarray:
     scipy replaces a matrix that is not orthogonal to 1e-12 (float32 rotations are not: ~1e-7) by
     the nearest rotation, its polar factor, through an SVD, which costs ~0.4 ms for 33 matrices.
     One Newton-Schulz step of the polar decomposition, X (3I - X^T X) / 2, reaches the same polar
-    factor to ~1e-14 from there at a tenth of the cost; anything it does not bring to a proper
-    rotation (far from orthogonal, reflected, not finite) goes to scipy as it is.
+    factor to ~1e-14 from there at a tenth of the cost; a matrix it does not bring to a proper
+    rotation (far from orthogonal, reflected, not finite) goes to scipy as it is. The choice is
+    made per matrix, so a matrix's quaternion does not depend on the others converted with it.
     """
     matrices = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
     polished = 0.5 * np.matmul(matrices, 3.0 * _EYE3 - np.matmul(matrices.transpose(0, 2, 1), matrices))
-    error = np.abs(np.matmul(polished, polished.transpose(0, 2, 1)) - _EYE3).max(initial=0.0)
-    if error < 1e-10 and bool(np.all(np.linalg.det(polished) > 0.0)):
+    error = np.abs(np.matmul(polished, polished.transpose(0, 2, 1)) - _EYE3).max(axis=(1, 2), initial=0.0)
+    proper = (error < 1e-10) & (np.linalg.det(polished) > 0.0)  # False where not finite
+    if proper.all():
         return Rotation.from_matrix(polished, **_ASSUME_VALID).as_quat()
-    return Rotation.from_matrix(matrices).as_quat()
+    quats = np.empty((len(matrices), 4))
+    if proper.any():
+        quats[proper] = Rotation.from_matrix(polished[proper], **_ASSUME_VALID).as_quat()
+    quats[~proper] = Rotation.from_matrix(matrices[~proper]).as_quat()
+    return quats
 
 
 def _float32(values) -> np.ndarray:
@@ -141,7 +147,7 @@ def _point_builder() -> Callable[[list[float], list[float], list[float]], list[P
 
 def _quaternion_builder() -> Callable[[list[list[float]]], list[Quaternion]]:
     """A function [[x, y, z, w], ...] -> list of geometry_msgs/Quaternion, filling the slots as
-    _point_builder does (a person's 34 hand orientations: ~3x faster than the constructor)."""
+    _point_builder does (a person's 34 hand orientations: 6 us instead of 31 us)."""
 
     def public(quats):
         return [Quaternion(x=x, y=y, z=z, w=w) for x, y, z, w in quats]
@@ -297,6 +303,8 @@ _build_transforms = _transform_builder()
 def stamped_transforms(stamp, names: Sequence[tuple[str, str]], translations: np.ndarray, rotations: np.ndarray) -> list[TransformStamped]:
     """TransformStamped per (parent frame, child frame) name pair, from (K, 3) translations and
     (K, 3, 3) rotations (one quaternion conversion for all of them)."""
+    if not len(names) == len(translations) == len(rotations):
+        raise ValueError(f"{len(names)} frame name pairs for {len(translations)} translations and {len(rotations)} rotations")
     quats = _quaternions(rotations).tolist()
     return _build_transforms(stamp, names, np.asarray(translations, dtype=np.float64).tolist(), quats)
 

@@ -198,16 +198,24 @@ _FINGER_PARENTS = np.array([p for _, p in _FINGER_TREE], dtype=np.intp)
 _WRISTS = np.array([LEFT_WRIST, RIGHT_WRIST], dtype=np.intp)
 
 # A frame's poses: the (parent, child) frame names, translations (K, 3) and rotations (K, 3, 3).
-# The names of a person depend only on its id and the options, so they are made once per id
-# (at most _NAMES_KEPT sets); a frame's poses go through one quaternion conversion and one build.
-Poses = tuple[tuple[tuple[str, str], ...], np.ndarray, np.ndarray]
+# A person's names depend only on the camera frame, its ids and the options, so they are made once
+# per such key (at most _NAMES_KEPT keys); a frame's poses go through one quaternion conversion
+# and one build.
+_Poses = tuple[tuple[tuple[str, str], ...], np.ndarray, np.ndarray]
 _NAMES_KEPT = 1024
-_BODY_FRAMES = 1 + len(REP_LINKS)  # body_<id> and its links come first
 
 
 def _skeleton_frame(joint: int, ident: str, prefix: str) -> str:
     """frames.py's names: lower-cased SMPL-X joint name + _<id> (l_wrist_<id>, l_index_1_<id>, ...)."""
     return f"{prefix}{SKELETON_JOINT_NAMES[joint].lower()}_{ident}"
+
+
+@functools.lru_cache(maxsize=_NAMES_KEPT)
+def _hand_frame_names(ident: str, prefix: str) -> tuple[tuple[str, str], ...]:
+    """The wrists under body_<id>, then the finger frames under their parents (_FINGER_TREE order)."""
+    body = frame_name(BODY_FRAME, ident, prefix)
+    return tuple([(body, _skeleton_frame(int(w), ident, prefix)) for w in _WRISTS]
+                 + [(_skeleton_frame(p, ident, prefix), _skeleton_frame(c, ident, prefix)) for c, p in _FINGER_TREE])
 
 
 @functools.lru_cache(maxsize=_NAMES_KEPT)
@@ -217,8 +225,7 @@ def _person_frame_names(camera: str, ident: str, face_ident: str | None, prefix:
     body = frame_name(BODY_FRAME, ident, prefix)
     names = [(camera, body)] + [(body, f"{prefix}{link}_{ident}") for link, _ in REP_LINKS]
     if hands:
-        names += [(body, _skeleton_frame(int(w), ident, prefix)) for w in _WRISTS]
-        names += [(_skeleton_frame(p, ident, prefix), _skeleton_frame(c, ident, prefix)) for c, p in _FINGER_TREE]
+        names += _hand_frame_names(ident, prefix)
     if face_ident is not None:
         face = frame_name(FACE_FRAME, face_ident, prefix)
         names += [(camera, face), (face, frame_name(GAZE_FRAME, face_ident, prefix))]
@@ -239,8 +246,14 @@ def _hand_poses(result, basis: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarra
     return np.concatenate([wrist_t, finger_t]), np.concatenate([wrist_r, finger_r])
 
 
+def _face_poses(face: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """face_<id> (the face basis) and gaze_<id> under it (same origin, optical axes)."""
+    origin, rotation = face
+    return np.stack([origin, np.zeros(3)]), np.stack([rotation, FACE_TO_GAZE])
+
+
 def _person_poses(result, camera: str, ident: str, face_ident: str | None, prefix: str, hands: bool,
-                  smplx_pelvis: bool, face: tuple[np.ndarray, np.ndarray] | None = None) -> Poses:
+                  smplx_pelvis: bool, face: tuple[np.ndarray, np.ndarray] | None = None) -> _Poses:
     """One person's frames (module docstring), parents before children. ``face``: face_basis when known."""
     origin, r_body = body_basis(result)
     skeleton_t = np.asarray(result.skeleton_joints, dtype=np.float64)
@@ -262,12 +275,6 @@ def _person_poses(result, camera: str, ident: str, face_ident: str | None, prefi
     return names, np.concatenate(translations), np.concatenate(rotations)
 
 
-def _face_poses(face: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """face_<id> (the face basis) and gaze_<id> under it (same origin, optical axes)."""
-    origin, rotation = face
-    return np.stack([origin, np.zeros(3)]), np.stack([rotation, FACE_TO_GAZE])
-
-
 def hand_transforms_under_body(result, header, body_id: str, prefix: str = "",
                                basis: tuple[np.ndarray, np.ndarray] | None = None) -> list[TransformStamped]:
     """l_wrist_<id> and r_wrist_<id> under body_<id>, then the 15 finger frames of each hand under
@@ -276,8 +283,7 @@ def hand_transforms_under_body(result, header, body_id: str, prefix: str = "",
     ``basis``: body_<id>'s (origin, rotation) when already computed (:func:`body_basis`).
     """
     translations, rotations = _hand_poses(result, body_basis(result) if basis is None else basis)
-    names = _person_frame_names(header.frame_id, body_id, None, prefix, True, False)[_BODY_FRAMES:]
-    return stamped_transforms(header.stamp, names, translations, rotations)
+    return stamped_transforms(header.stamp, _hand_frame_names(body_id, prefix), translations, rotations)
 
 
 def face_transforms(result, header, face_id: str, prefix: str = "") -> list[TransformStamped]:
@@ -311,7 +317,7 @@ def people_transforms(results: Sequence, header, prefix: str = "", hands: bool =
                       smplx_pelvis: bool = True) -> list[TransformStamped]:
     """rep155_transforms of every person of a frame, with ids body_id(track_id, index) and a face
     (face_id) only where face_visible; plus smplx_pelvis_<id> when ``smplx_pelvis``. All of them
-    in one quaternion conversion and one build (4 persons: 196 transforms)."""
+    in one quaternion conversion and one build (4 persons facing the camera: 196 transforms)."""
     names: list[tuple[str, str]] = []
     translations, rotations = [], []
     for index, result in enumerate(results):

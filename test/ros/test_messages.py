@@ -344,6 +344,7 @@ CHECKED = textwrap.dedent(
     header = Header(frame_id="camera_optical_frame")
     people = [messages.person_message(r) for r in data["people"]]
     assert all(p._check_fields for p in people[0].joints)
+    assert all(q._check_fields for q in people[0].hand_orientations)
     serialize_message(messages.array_message(header, people))
     for i, r in enumerate(data["people"]):
         for t in messages.person_transforms(r, header, str(i)):
@@ -403,3 +404,14 @@ def test_points_and_quaternions_built_by_slots_equal_constructor_built_ones():
     xyz = rng.normal(size=(4, 3))
     assert messages.points_from_array(xyz) == [Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
     assert messages._slot_layout(Quaternion, ("x", "y", "z")) is None  # a slot (_w) it would not fill
+
+
+def test_a_quaternion_does_not_depend_on_the_rotations_converted_with_it():
+    """A frame's TF rotations go through one conversion: one matrix far from orthogonal goes to
+    scipy as it is, and leaves the others' quaternions exactly as they are without it."""
+    rotations = Rotation.from_rotvec(np.random.default_rng(1).normal(size=(5, 3))).as_matrix().astype(np.float32)
+    skewed = rotations.copy()
+    skewed[2] *= 1.001
+    others = [0, 1, 3, 4]
+    assert np.array_equal(messages._quaternions(skewed)[others], messages._quaternions(rotations)[others])
+    np.testing.assert_array_equal(messages._quaternions(skewed)[2], Rotation.from_matrix(skewed[2].astype(float)).as_quat())

@@ -237,22 +237,36 @@ def test_people_transforms_for_a_frame(model, header):
     assert "face_h4w00008" not in names  # seen from behind: no face
     assert len(transforms) == 3 * (1 + len(rep155.REP_LINKS) + 32 + 1) + 2 * 2
 
-@pytest.mark.parametrize("options", [{}, {"prefix": "robot1/", "hands": False}, {"smplx_pelvis": False}])
-def test_people_transforms_are_each_persons_own_transforms_in_one_build(model, header, options):
-    """The frame's transforms (one quaternion conversion, names kept per id) are, field by field and
-    in order, what each person's own rep155_transforms and smplx_pelvis_transform give."""
+@pytest.mark.parametrize("options", [{}, {"prefix": "robot1/"}, {"prefix": "robot1/", "hands": False},
+                                     {"smplx_pelvis": False}])
+def test_people_transforms_are_each_persons_own_transforms_in_one_build(model, header, options, monkeypatch):
+    """The frame's transforms (one quaternion conversion and one build, names kept per id) are, field
+    by field and in order, each person's body and links, hands, face and pelvis from the separate
+    functions; frame names follow the camera frame and the prefix from one frame to the next."""
     people = [posed(model, facing_orient(), track_id=3), posed(model, facing_orient(180.0), track_id=8),
               posed(model, facing_orient(30.0), np.full(63, 0.1), track_id=-1)]
     prefix, hands, pelvis = options.get("prefix", ""), options.get("hands", True), options.get("smplx_pelvis", True)
-    for _ in range(2):  # the second frame uses the names kept from the first
+    builds = []
+    build = rep155.stamped_transforms
+    monkeypatch.setattr(rep155, "stamped_transforms", lambda *args: builds.append(len(args[1])) or build(*args))
+    for camera in ("camera_optical_frame", "other_camera", "camera_optical_frame"):  # names kept, then reused
+        frame_header = Header(frame_id=camera, stamp=header.stamp)
+        builds.clear()
+        got = rep155.people_transforms(people, frame_header, **options)
+        assert builds == [len(got)]  # one build for the whole frame
         expected = []
         for index, person in enumerate(people):
             ident = rep155.body_id(person.track_id, index)
-            face = ident if rep155.face_visible(person) else None
-            expected += rep155.rep155_transforms(person, header, ident, face, prefix, hands=hands)
+            expected += rep155.rep155_transforms(person, frame_header, ident, None, prefix, hands=False)
+            if hands:
+                expected += rep155.hand_transforms_under_body(person, frame_header, ident, prefix)
+            if rep155.face_visible(person):
+                expected += rep155.face_transforms(person, frame_header, ident, prefix)
             if pelvis:
-                expected.append(rep155.smplx_pelvis_transform(person, header, ident, prefix))
-        assert rep155.people_transforms(people, header, **options) == expected
+                expected.append(rep155.smplx_pelvis_transform(person, frame_header, ident, prefix))
+        assert got == expected
+        assert all(t.child_frame_id.startswith(prefix) for t in got)
+        assert {t.header.frame_id for t in got} <= {t.child_frame_id for t in got} | {camera}  # one tree on the camera
     assert rep155.people_transforms([], header) == []
 
 
