@@ -721,7 +721,8 @@ def measure_node(args, receiver: Receiver, persons: int, backend: str, network_m
 
 
 NODE_COLUMNS = (("persons", "persons", "{}"), ("out Hz", "output_hz", "{:.1f}"), ("lat p50", "latency_ms_p50", "{:.1f}"),
-                ("lat p95", "latency_ms_p95", "{:.1f}"), ("node proc ms", "diagnostics.processing_ms_mean", "{:.1f}"),
+                ("lat p95", "latency_ms_p95", "{:.1f}"), ("img age ms", "diagnostics.image_age_ms_p50", "{:.1f}"),
+                ("node proc ms", "diagnostics.processing_ms_mean", "{:.1f}"),
                 ("recv", "diagnostics.frames_received", "{}"), ("processed", "diagnostics.frames_processed", "{}"),
                 ("sync drop", "diagnostics.sync_dropped", "{}"), ("newest drop", "diagnostics.newest_wins_dropped", "{}"),
                 ("node CPU %", "node_cpu_pct", "{:.0f}"), ("camera CPU %", "camera_cpu_pct", "{:.0f}"),

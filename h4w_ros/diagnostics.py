@@ -80,8 +80,9 @@ class FrameCounters:
     invalid_boxes: int = 0
     images_seen: deque = field(default_factory=lambda: deque(maxlen=400))
     published: deque = field(default_factory=lambda: deque(maxlen=400))
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100))
-    processing_ms: deque = field(default_factory=lambda: deque(maxlen=100))
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100))  # image stamp -> outputs published
+    processing_ms: deque = field(default_factory=lambda: deque(maxlen=100))  # prepare started -> outputs published
+    image_ages_ms: deque = field(default_factory=lambda: deque(maxlen=100))  # image stamp -> received here
     last_image_time: float = 0.0
     last_pair_time: float = 0.0
     last_person_time: float = 0.0  # monotonic time a person was last output

@@ -366,11 +366,14 @@ class WholeBodyNode(LifecycleNode):
             self._on_zero_stamp(msg)
             return
         jumped = check.kind in (JUMP_AHEAD, JUMP_BACK)
+        age = sane_latency_ms(self.get_clock().now().nanoseconds, stamp, self.config.stamp_jump_threshold)
         with self.counts.lock:
             if jumped:
                 self.counts.stamp_jumps += 1
                 self.counts.transport.clear()  # the gap is the clock's, not images lost
             self.counts.transport.add(stamp)
+            if age is not None:
+                self.counts.image_ages_ms.append(age)
         if jumped:
             reset_synchronizer(self.sync)
             self.last_paired_ns = None
@@ -691,9 +694,12 @@ class WholeBodyNode(LifecycleNode):
                 "lifecycle_state": self.lifecycle,
                 "input_rate_hz": f"{rate_hz(c.images_seen):.2f}",
                 "output_rate_hz": f"{rate_hz(c.published):.2f}",
+                "latency_ms_p50": f"{np.median(c.latencies_ms):.1f}" if c.latencies_ms else "nan",
                 "latency_ms_mean": f"{np.mean(c.latencies_ms):.1f}" if c.latencies_ms else "nan",
                 "latency_ms_max": f"{np.max(c.latencies_ms):.1f}" if c.latencies_ms else "nan",
                 "processing_ms_mean": f"{np.mean(c.processing_ms):.1f}" if c.processing_ms else "nan",
+                # how old images are on arrival: the camera driver and the transport, before this node
+                "image_age_ms_p50": f"{np.median(c.image_ages_ms):.1f}" if c.image_ages_ms else "nan",
                 **{k: str(v) for k, v in accounting.items()},
                 "dropped_frames": str(sum(accounting[k] for k in LOSSES if k != "bad_input")),
                 "bad_input_frames": str(accounting["bad_input"]),

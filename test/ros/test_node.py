@@ -93,6 +93,20 @@ def test_node_publishes_mesh_tf_markers_faces_and_diagnostics(ros, start_node):
     values = {kv.key: kv.value for kv in status.values}
     for k in ("input_rate_hz", "output_rate_hz", "latency_ms_mean", "dropped_frames", "backend", "device"):
         assert k in values
+    # where latency goes: an image's age on arrival (camera and transport), then the node's own time
+    def after_output():
+        """The newest status that has counted a processed frame (earlier ones may predate the first image)."""
+        for array in reversed(recorder.rec.diagnostics):
+            for st in array.status:
+                found = {kv.key: kv.value for kv in st.values}
+                if found.get("frames_processed", "0") != "0":
+                    return found
+        return None
+
+    assert ros.spin_until(lambda: after_output() is not None, 10)
+    timing = after_output()
+    age, latency = float(timing["image_age_ms_p50"]), float(timing["latency_ms_p50"])
+    assert 0.0 <= age <= latency and float(timing["processing_ms_mean"]) > 0.0
     assert values["backend"] == "torch" and values["device"] == "cpu" and values["standin_assets"] == "True"
     # executor: auto = rclpy's EventsExecutor where this rclpy has it (Kilted on), else the classic one
     events = importlib.util.find_spec("rclpy.experimental") is not None
