@@ -100,13 +100,12 @@ def _verified(direct: Callable, public: Callable, probe: tuple) -> Callable:
     return public
 
 
-def _slot_layout(cls: type, fields: tuple[str, ...]) -> tuple[Callable, object] | None:
+def _slot_layout(cls: type, fields: set[str]) -> tuple[Callable, object] | None:
     """(``cls.__new__``, the ``_check_fields`` value its constructor sets, or None) when ``cls`` keeps
-    its fields in exactly the slots ``_<field>`` (and ``_check_fields`` on newer ROS 2); else None,
-    and only the constructor is safe."""
-    private = {f"_{name}" for name in fields}
+    its fields in exactly the slots ``fields`` (``{"_x", "_y", "_z"}``; and ``_check_fields`` on newer
+    ROS 2); else None, and only the constructor is safe."""
     slots = set(getattr(cls, "__slots__", ()))
-    if not private <= slots <= private | {"_check_fields"}:
+    if not fields <= slots <= fields | {"_check_fields"}:
         return None
     return cls.__new__, (cls()._check_fields if "_check_fields" in slots else None)
 
@@ -124,7 +123,7 @@ def _point_builder() -> Callable[[list[float], list[float], list[float]], list[P
     def public(xs, ys, zs):
         return [Point(x=x, y=y, z=z) for x, y, z in zip(xs, ys, zs)]
 
-    layout = _slot_layout(Point, ("x", "y", "z"))
+    layout = _slot_layout(Point, {"_x", "_y", "_z"})
     if layout is None:
         return public
     new, check = layout
@@ -152,7 +151,7 @@ def _quaternion_builder() -> Callable[[list[list[float]]], list[Quaternion]]:
     def public(quats):
         return [Quaternion(x=x, y=y, z=z, w=w) for x, y, z, w in quats]
 
-    layout = _slot_layout(Quaternion, ("x", "y", "z", "w"))
+    layout = _slot_layout(Quaternion, {"_x", "_y", "_z", "_w"})
     if layout is None:
         return public
     new, check = layout
@@ -261,12 +260,10 @@ def _transform_builder() -> Callable[..., list[TransformStamped]]:
     Points): each constructor runs keyword handling and builds default sub-messages that are then
     replaced, ~20 us per transform, where a person has some 50. Used only when every class has the
     expected slots and the results compare equal to _public_transforms'."""
-    checks = {}
-    for cls, fields in _TRANSFORM_LAYOUT.items():
-        slots = set(getattr(cls, "__slots__", ()))
-        if not fields <= slots <= fields | {"_check_fields"}:
-            return _public_transforms
-        checks[cls] = cls()._check_fields if "_check_fields" in slots else None
+    layouts = {cls: _slot_layout(cls, fields) for cls, fields in _TRANSFORM_LAYOUT.items()}
+    if None in layouts.values():
+        return _public_transforms
+    checks = {cls: check for cls, (_, check) in layouts.items()}
     if any(checks.values()):  # ROS_PYTHON_CHECK_FIELDS: the constructors check every field, so use them
         return _public_transforms
     new = object.__new__

@@ -234,11 +234,15 @@ def _person_frame_names(camera: str, ident: str, face_ident: str | None, prefix:
     return tuple(names)
 
 
-def _hand_poses(result, basis: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The wrists under body_<id>, then the finger frames under their parents (_FINGER_TREE order)."""
+def _skeleton_poses(result) -> tuple[np.ndarray, np.ndarray]:
+    """The skeleton's joint positions (55, 3) and global rotations (55, 3, 3), float64."""
+    return np.asarray(result.skeleton_joints, dtype=np.float64), np.asarray(result.skeleton_rotations, dtype=np.float64)
+
+
+def _hand_poses(positions: np.ndarray, rotations: np.ndarray, basis: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The wrists under body_<id>, then the finger frames under their parents (_FINGER_TREE order),
+    from the skeleton's float64 positions and rotations (_skeleton_poses)."""
     origin, r_body = basis
-    positions = np.asarray(result.skeleton_joints, dtype=np.float64)
-    rotations = np.asarray(result.skeleton_rotations, dtype=np.float64)
     wrist_t, wrist_r = _relative(origin, r_body, positions[_WRISTS], rotations[_WRISTS])
     parent_rt = rotations[_FINGER_PARENTS].transpose(0, 2, 1)
     finger_r = np.matmul(parent_rt, rotations[_FINGER_CHILDREN])
@@ -256,12 +260,11 @@ def _person_poses(result, camera: str, ident: str, face_ident: str | None, prefi
                   smplx_pelvis: bool, face: tuple[np.ndarray, np.ndarray] | None = None) -> _Poses:
     """One person's frames (module docstring), parents before children. ``face``: face_basis when known."""
     origin, r_body = body_basis(result)
-    skeleton_t = np.asarray(result.skeleton_joints, dtype=np.float64)
-    skeleton_r = np.asarray(result.skeleton_rotations, dtype=np.float64)
+    skeleton_t, skeleton_r = _skeleton_poses(result)
     link_t, link_r = _relative(origin, r_body, skeleton_t[_LINK_JOINTS], np.matmul(skeleton_r[_LINK_JOINTS], SMPLX_TO_REP))
     translations, rotations = [origin[None], link_t], [r_body[None], link_r]
     if hands:
-        hand_t, hand_r = _hand_poses(result, (origin, r_body))
+        hand_t, hand_r = _hand_poses(skeleton_t, skeleton_r, (origin, r_body))
         translations.append(hand_t)
         rotations.append(hand_r)
     if face_ident is not None:
@@ -282,7 +285,7 @@ def hand_transforms_under_body(result, header, body_id: str, prefix: str = "",
 
     ``basis``: body_<id>'s (origin, rotation) when already computed (:func:`body_basis`).
     """
-    translations, rotations = _hand_poses(result, body_basis(result) if basis is None else basis)
+    translations, rotations = _hand_poses(*_skeleton_poses(result), body_basis(result) if basis is None else basis)
     return stamped_transforms(header.stamp, _hand_frame_names(body_id, prefix), translations, rotations)
 
 

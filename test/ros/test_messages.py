@@ -403,7 +403,7 @@ def test_points_and_quaternions_built_by_slots_equal_constructor_built_ones():
     assert [serialize_message(q) for q in built] == [serialize_message(q) for q in expected]
     xyz = rng.normal(size=(4, 3))
     assert messages.points_from_array(xyz) == [Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
-    assert messages._slot_layout(Quaternion, ("x", "y", "z")) is None  # a slot (_w) it would not fill
+    assert messages._slot_layout(Quaternion, {"_x", "_y", "_z"}) is None  # a slot (_w) it would not fill
 
 
 def test_a_quaternion_does_not_depend_on_the_rotations_converted_with_it():
