@@ -140,6 +140,51 @@ def test_body_model_poses_as_plain_smplx_does(standin_assets, count):
         np.testing.assert_allclose(ours.skeleton_rotations[person].double().numpy(), expected, rtol=0.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("count", [2, 5])
+def test_body_model_parts_are_smplx_parts_bit_for_bit(standin_assets, count):
+    """The kinematic chain by tree levels, skinning in columns and the face contour from the pose's
+    own neck rotations give exactly smplx's values (torch.equal), the contour over every entry of
+    its lookup table (neck turns sweeping -100..100 degrees)."""
+    import torch
+    from smplx import lbs
+
+    from h4w_core.model.body_model import dynamic_landmarks, rigid_transforms, skin, tree_levels
+
+    model = BodyModel(standin_assets.smplx_dir)
+    layer = model.layer
+    generator = torch.Generator().manual_seed(count)
+    steps = 401
+    turns = torch.linspace(-1.75, 1.75, steps)
+    pose = 0.3 * torch.randn(steps, count, 55, 3, generator=generator)
+    pose[:, 0, layer.neck_kin_chain] = 0.0  # one person's chain from the neck down at rest (each table row), but for
+    pose[:, :, 12, 1] += turns[:, None]  # the neck turning about the vertical axis
+    pose = (pose.reshape(-1, 55 * 3) + layer.pose_mean).reshape(steps * count, 55, 3)
+    local = lbs.batch_rodrigues(pose.reshape(-1, 3)).reshape(-1, 55, 3, 3)
+    rest = torch.randn(steps * count, 55, 3, generator=generator)
+
+    levels = tree_levels(layer.parents.tolist())
+    assert sorted(torch.cat([joints for joints, _ in levels]).tolist()) == list(range(1, 55))
+    ours = rigid_transforms(local, rest, layer.parents, levels)
+    theirs = lbs.batch_rigid_transform(local, rest, layer.parents)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+    per_vertex = torch.randn(count, 300, 4, 4, generator=generator)
+    points = torch.randn(count, 300, 3, generator=generator)
+    assert torch.equal(skin(per_vertex, points), (per_vertex[..., :3, :3] @ points[..., None])[..., 0] + per_vertex[..., :3, 3])
+
+    ours = dynamic_landmarks(local[:, layer.neck_kin_chain], layer.dynamic_lmk_faces_idx, layer.dynamic_lmk_bary_coords)
+    theirs = lbs.find_dynamic_lmk_idx_and_bcoords(torch.zeros(steps * count, 1, 3), pose.reshape(steps * count, -1),
+                                                  layer.dynamic_lmk_faces_idx, layer.dynamic_lmk_bary_coords,
+                                                  layer.neck_kin_chain)
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    table = layer.dynamic_lmk_faces_idx
+    hit = {int(row) for row in (ours[0][:, None] == table[None]).all(-1).float().argmax(-1)}
+    assert len(hit) == len(torch.unique(table, dim=0))  # the sweep reaches every row of smplx's table
+
+    with pytest.raises(ValueError, match="parent"):
+        tree_levels([-1, 2, 0])
+
+
 @pytest.mark.parametrize("count", [1, 2, 4])
 def test_pose_corrective_offsets_is_the_plain_product(count):
     """Both memory orders give smplx's product on a dense matrix (the stand-in's pose correctives are sparse)."""
