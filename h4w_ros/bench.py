@@ -5,7 +5,11 @@
   placement (SMPL-X), WholeBodyMeshArray building (with hand states), its serialisation, REP 155
   TF building, marker building (the default coarse mesh, serialized from numpy), and publishing
   all of them on real publishers. The network runs once beforehand (stand-in assets unless real
-  ones are given); its outputs are reused so only the node's work is timed.
+  ones are given); its outputs are reused so only the node's work is timed. With
+  --beside-python-thread it runs beside a thread that runs Python all the time, as the node's
+  other stages do, and reports means: a call that gives up Python's GIL (a BLAS product, most torch
+  calls, numpy over a large array) must then wait for it, up to a switch interval (5 ms); a
+  median hides those waits.
 
 --mode node: the real node executable (h4w_node) in its own process, fed 640x480 rgb8 images,
   camera_info and N person boxes per frame (h4w_ros/PersonBoxArray, box_source:=detections,
@@ -96,7 +100,8 @@ class BenchError(RuntimeError):
 
 
 # ===================================================================================== stages
-def bench(persons: int, repeats: int, estimator, node, width: int = 640, height: int = 480) -> dict:
+def bench(persons: int, repeats: int, estimator, node, width: int = 640, height: int = 480,
+          summary=statistics.median) -> dict:
     import cv2
     from rclpy.serialization import serialize_message
     from std_msgs.msg import Header
@@ -156,7 +161,29 @@ def bench(persons: int, repeats: int, estimator, node, width: int = 640, height:
             previous = t[stage]
         samples["total"].append((previous - start) * 1000.0)
     return {"persons": persons, "image": f"{width}x{height} bgr8",
-            **{f"{s}_ms": round(statistics.median(samples[s][1:]), 2) for s in STAGES}}
+            **{f"{s}_ms": round(summary(samples[s][1:]), 2) for s in STAGES}}
+
+
+@contextlib.contextmanager
+def python_running_beside():
+    """A thread that runs Python bytecode until the block ends: it holds the GIL whenever it can."""
+    import threading
+
+    done = threading.Event()
+
+    def spin() -> None:
+        count = 0
+        while not done.is_set():
+            for _ in range(1000):
+                count += 1
+
+    thread = threading.Thread(target=spin, name="h4w_bench_python", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _photo() -> Path:
@@ -177,12 +204,18 @@ def run_stages(args) -> int:
     node = rclpy.create_node("h4w_bench")
     gc.freeze()  # as the node does after loading: long-lived objects leave the collector's scans
     try:
-        records = [bench(n, args.repeats, estimator, node) for n in persons]
+        beside = python_running_beside() if args.beside_python_thread else contextlib.nullcontext()
+        with beside:
+            summary = statistics.fmean if args.beside_python_thread else statistics.median
+            records = [bench(n, args.repeats, estimator, node, summary=summary) for n in persons]
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+    for record in records:
+        record["beside_python_thread"] = bool(args.beside_python_thread)
     rows = [[str(r["persons"])] + [f"{r[s + '_ms']:.2f}" for s in STAGES] for r in records]
-    emit(format_table(["persons", *STAGES], rows, "(median ms per frame, network excluded)"), records, args.json)
+    what = ("mean ms per frame beside a thread running Python" if args.beside_python_thread else "median ms per frame")
+    emit(format_table(["persons", *STAGES], rows, f"({what}, network excluded)"), records, args.json)
     return 0
 
 
@@ -998,6 +1031,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--persons", type=_positive(int), nargs="+", default=None,
                    help="person counts (stages, node: default 1 4; soak: one, default 1)")
     p.add_argument("--repeats", type=int, default=10, help="stages: rounds per person count")
+    p.add_argument("--beside-python-thread", action="store_true",
+                   help="stages: beside a thread running Python (GIL handoffs cost what they cost in the node); means")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--smplx-dir", default=None)
     p.add_argument("--json", type=Path, default=None, help="also write the JSON records here")

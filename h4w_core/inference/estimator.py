@@ -9,6 +9,7 @@ joints and joint orientations of a result are always posed from the parameters i
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -17,8 +18,8 @@ import numpy as np
 import torch
 
 from h4w_core.inference.camera import Intrinsics
-from h4w_core.inference.placement import camera_tensor, crop_box_to_image
-from h4w_core.inference.posing import PlacedBodies, PoseAndPlace
+from h4w_core.inference.placement import crop_box_to_image, placement_camera
+from h4w_core.inference.posing import FINITE_COLUMN, PLACED_SHAPES, PackedPosing
 from h4w_core.inference.preprocess import Crop, InvalidBoxError, crop_person, to_rgb
 from h4w_core.inference.results import PersonResult, SmplxParams, TrackInfo, frozen_array
 from h4w_core.model import constants
@@ -64,7 +65,7 @@ class WholeBodyEstimator:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' requested but torch sees no CUDA GPU; use device 'cpu'")
         self.body_model = BodyModel(smplx_dir).to(self.device).eval()
-        self.posing = TracedByBatch(PoseAndPlace(self.body_model).eval(), PlacedBodies)
+        self.posing = TracedByBatch(PackedPosing(self.body_model).eval(), _as_tuple)
         if network is None:
             net = Hand4WholeNet()
             load_network_weights(net, checkpoint)
@@ -113,25 +114,34 @@ class WholeBodyEstimator:
             for i, (crop, track) in enumerate(zip(crops, tracks))
         ]
 
-    @torch.no_grad()
     def pose(self, people: Sequence[PersonEstimate], intrinsics: Intrinsics) -> list[PersonResult]:
         """SMPL-X posing and placement in the real camera for every person, in one traced call
         (empty in, empty out): virtual-camera mesh, real-camera geometry, projected joints."""
+        return [result for result, _ in self.pose_checked(people, intrinsics)]
+
+    @torch.no_grad()
+    def pose_checked(self, people: Sequence[PersonEstimate], intrinsics: Intrinsics) -> list[tuple[PersonResult, bool]]:
+        """``pose`` with each result's finiteness (PersonResult.is_finite), its posed arrays checked
+        inside the traced graph rather than scanned again in Python."""
         if not people:
             return []
-
-        def stacked(values) -> torch.Tensor:
-            return torch.from_numpy(np.stack(values)).to(self.device)
-
-        params = [stacked([getattr(p.params, name) for p in people]) for name in constants.SMPLX_PARAM_FIELDS]
-        placed = self.posing(*params, stacked([p.params.cam_trans for p in people]),
-                             stacked([p.bbox_xywh for p in people]), camera_tensor(intrinsics, self.device))
-        arrays = {k: _numpy(v) for k, v in placed._asdict().items()}
-        return [
+        camera = placement_camera(intrinsics)
+        rows = np.stack([np.concatenate((*p.params.body_model_args(), p.params.cam_trans, p.bbox_xywh, camera))
+                         for p in people]).astype(np.float32, copy=False)
+        (packed,) = self.posing(torch.from_numpy(rows).to(self.device))
+        packed = _numpy(packed)
+        packed.flags.writeable = False  # the results share it, read-only (frozen_array keeps such arrays)
+        arrays, start = {}, 0
+        for name, shape in PLACED_SHAPES.items():
+            size = math.prod(shape)
+            arrays[name] = packed[:, start:start + size].reshape(-1, *shape)
+            start += size
+        results = [
             PersonResult(params=p.params, track=p.track, bbox_xywh=p.bbox_xywh,
                          **{name: getattr(p, name) for name in PART_BOXES}, **{k: v[i] for k, v in arrays.items()})
             for i, p in enumerate(people)
         ]
+        return [(r, r.is_finite(posed_finite=bool(packed[i, FINITE_COLUMN]))) for i, r in enumerate(results)]
 
     def warm_up_posing(self, max_persons: int) -> None:
         """Trace posing for every batch size up to ``max_persons`` now (about 0.2 s each on a CPU),
@@ -162,8 +172,15 @@ class WholeBodyEstimator:
         return self.pose(self.estimate(crops, tracks), intrinsics)
 
 
+def _as_tuple(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return tensors
+
+
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    """float32 numpy of a tensor (no copy for a float32 CPU tensor: no kernel runs, the GIL stays held)."""
+    """float32 numpy of a tensor: for a float32 CPU tensor outside autograd one torch call, without
+    copying (each torch call gives up the GIL and must take it back: h4w_core.inference.posing)."""
+    if t.dtype == torch.float32 and t.device.type == "cpu" and not t.requires_grad:
+        return t.numpy()
     return t.detach().float().cpu().numpy()
 
 

@@ -26,10 +26,15 @@ def project_to_image(points_cam: torch.Tensor, bbox_xywh: torch.Tensor) -> torch
     return torch.stack((u, v), dim=-1)
 
 
-def camera_tensor(intrinsics: Intrinsics, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(5,) float32: sqrt(fx fy), fx, fy, cx, cy: the camera as a tensor (an input of a traced graph)."""
+def placement_camera(intrinsics: Intrinsics) -> np.ndarray:
+    """(5,) float32: sqrt(fx fy), fx, fy, cx, cy: the camera as lift_to_camera reads it."""
     k = intrinsics
-    return torch.tensor((float(np.sqrt(k.fx * k.fy)), k.fx, k.fy, k.cx, k.cy), dtype=torch.float32, device=device)
+    return np.array((float(np.sqrt(k.fx * k.fy)), k.fx, k.fy, k.cx, k.cy), dtype=np.float32)
+
+
+def camera_tensor(intrinsics: Intrinsics, device: torch.device | str = "cpu") -> torch.Tensor:
+    """placement_camera as a tensor (an input of a traced graph)."""
+    return torch.from_numpy(placement_camera(intrinsics)).to(device)
 
 
 def lift_to_camera(

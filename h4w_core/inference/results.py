@@ -13,9 +13,22 @@ from h4w_core.model.constants import SMPLX_PARAM_FIELDS
 
 
 def frozen_array(array) -> np.ndarray:
+    """A read-only float32 array of ``array``: the array itself when it and every array it views
+    are read-only float32 already (shared, not copied: copying 10,475 vertices gives up the GIL,
+    h4w_core.inference.posing), else a read-only copy."""
+    if isinstance(array, np.ndarray) and array.dtype == np.float32 and _read_only(array):
+        return array
     out = np.array(array, dtype=np.float32, copy=True)
     out.flags.writeable = False
     return out
+
+
+def _read_only(array: np.ndarray) -> bool:
+    while isinstance(array, np.ndarray):
+        if array.flags.writeable:
+            return False
+        array = array.base
+    return True
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,10 @@ class TrackInfo:
         self.input_box.flags.writeable = False
 
 
+# PersonResult fields posed and placed from the parameters (PlacedBodies, in its order)
+PLACED_FIELDS = ("mesh_cam", "vertices", "joints", "skeleton_joints", "skeleton_rotations", "joints_img")
+
+
 @dataclass(frozen=True)
 class PersonResult:
     """Whole-body estimate for one person; geometry is metres in the camera optical frame
@@ -100,7 +117,11 @@ class PersonResult:
         """A copy with the tracking information changed (track_id=..., depth_scale=...)."""
         return replace(self, track=replace(self.track, **changes))
 
-    def is_finite(self) -> bool:
-        """True when every number of the result is finite (a broken input can make them NaN)."""
-        arrays = [getattr(self, f.name) for f in fields(self) if f.name not in ("params", "track")]
-        return self.params.is_finite() and all(bool(np.all(np.isfinite(a))) for a in arrays)
+    def is_finite(self, posed_finite: bool | None = None) -> bool:
+        """True when every number of the result is finite (a broken input can make them NaN).
+        posed_finite: the posing graph's own verdict on the posed arrays (WholeBodyEstimator.pose_checked),
+        so that they are not scanned again."""
+        skip = ("params", "track") + (PLACED_FIELDS if posed_finite is not None else ())
+        arrays = [getattr(self, f.name) for f in fields(self) if f.name not in skip]
+        return ((posed_finite is None or posed_finite) and self.params.is_finite()
+                and all(bool(np.all(np.isfinite(a))) for a in arrays))

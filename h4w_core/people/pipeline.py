@@ -202,10 +202,12 @@ class PeoplePipeline:
               depth: np.ndarray | None = None) -> FrameResult:
         """Posing and depth placement of an estimated frame; persons that come out non-finite are
         dropped and their filters reset (by the next ``estimate``, which owns the filters)."""
-        results = estimator.pose(estimated.estimates, intrinsics)
-        if depth is not None:
+        checked = estimator.pose_checked(estimated.estimates, intrinsics)
+        results = [r for r, _ in checked]
+        if depth is not None:  # moves the posed arrays: checked again
             results = [place_person_with_depth(r, depth, intrinsics, self.depth_config) for r in results]
-        people = tuple(r for r in results if r.is_finite())
+            checked = [(r, r.is_finite()) for r in results]
+        people = tuple(r for r, finite in checked if finite)
         if len(people) < len(results) and self.smoothers is not None:
             with self._late_drops_lock:
                 self._late_drops.extend(r.track_id for r in results if not r.is_finite())

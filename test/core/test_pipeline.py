@@ -12,6 +12,7 @@ import torch
 from h4w_core.data import SAMPLE_PERSON_BOX, SAMPLE_PHOTO
 from h4w_core.inference.camera import Intrinsics
 from h4w_core.inference.estimator import WholeBodyEstimator
+from h4w_core.inference.results import PLACED_FIELDS, TrackInfo, frozen_array
 from h4w_core.people.pipeline import PeopleConfig, PeoplePipeline
 from h4w_core.people.tracking import TRACKERS, Tracker, TrackerConfig, make_tracker, register_tracker
 
@@ -59,7 +60,7 @@ def test_non_finite_person_is_dropped_counted_and_its_filters_reset(standin_asse
     np.testing.assert_allclose(after.people[0].vertices, alone.vertices, atol=1e-5)
 
 
-def test_halves_run_as_stages_reset_a_filter_after_a_non_finite_posing(standin_assets, photo, monkeypatch):
+def test_halves_run_as_stages_reset_a_filter_after_a_non_finite_posing(standin_assets, photo):
     """As the node runs them (network and posing stages): a person posed non-finite is dropped by
     place() and its filter restarts at the next estimate(), which owns the filters."""
     estimator = WholeBodyEstimator(standin_assets.checkpoint, standin_assets.smplx_dir)
@@ -75,12 +76,12 @@ def test_halves_run_as_stages_reset_a_filter_after_a_non_finite_posing(standin_a
     shifted = photo.copy()
     shifted[:, :40] = 0  # a different frame, so a running filter would differ from the raw estimate
     _, second = halves(0.1)
-    posing = estimator.pose
-    monkeypatch.setattr(estimator, "pose", lambda people, intrinsics: [
-        dataclasses.replace(r, vertices=np.full_like(r.vertices, np.nan)) for r in posing(people, intrinsics)])
-    dropped = pipeline.place(estimator, second, k)
+    # a placement box of width 0 puts the body at infinite depth: the posing graph's own check says so
+    broken = dataclasses.replace(second, estimates=tuple(dataclasses.replace(e, bbox_xywh=np.zeros(4))
+                                                         for e in second.estimates))
+    assert [finite for _, finite in estimator.pose_checked(broken.estimates, k)] == [False]
+    dropped = pipeline.place(estimator, broken, k)
     assert dropped.people == () and dropped.non_finite == 1
-    monkeypatch.setattr(estimator, "pose", posing)
 
     prepared = pipeline.prepare(estimator, shifted, "bgr")
     third = pipeline.estimate(estimator, prepared, 0.2)
@@ -124,3 +125,43 @@ def test_results_are_immutable(standin_estimator, photo):
         person.vertices[0, 0] = 1.0  # read-only arrays
     moved = person.with_track(track_id=7)
     assert moved.track_id == 7 and person.track_id == -1
+
+
+def test_pose_checked_shares_one_read_only_buffer_and_agrees_with_a_full_scan(standin_assets, photo):
+    """A frame's posed arrays come from one packed graph output: every person's arrays are read-only
+    views of it (not copies), and the graph's finite flag agrees with scanning every array."""
+    estimator = WholeBodyEstimator(standin_assets.checkpoint, standin_assets.smplx_dir)
+    x, y, w, h = SAMPLE_PERSON_BOX
+    boxes = [SAMPLE_PERSON_BOX, [x + 20, y, w * 0.8, h]]
+    crops, kept = estimator.crops(photo, boxes, "bgr")
+    people = estimator.estimate(crops, [TrackInfo(input_box=np.asarray(boxes[i], float), track_id=i + 1) for i in kept])
+    checked = estimator.pose_checked(people, Intrinsics.default_for(photo.shape[1], photo.shape[0]))
+    assert [finite for _, finite in checked] == [True, True]
+    first, second = (r for r, _ in checked)
+    assert first.is_finite() and first.is_finite(posed_finite=True) and not first.is_finite(posed_finite=False)
+    def buffer(array):
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        return array
+
+    assert buffer(first.vertices) is buffer(second.mesh_cam)  # one buffer, no copy per person
+    for result in (first, second):
+        for name in PLACED_FIELDS:
+            value = getattr(result, name)
+            assert value.dtype == np.float32 and not value.flags.writeable, name
+            with pytest.raises(ValueError):
+                value.flags.writeable = True  # its buffer is read-only too
+    moved = first.with_track(depth_scale=1.5)
+    assert moved.vertices is first.vertices  # a read-only array is shared by replace(), not copied
+
+
+def test_frozen_array_shares_only_arrays_nothing_can_write():
+    frozen = np.arange(6, dtype=np.float32)
+    frozen.flags.writeable = False
+    assert frozen_array(frozen) is frozen and frozen_array(frozen[2:]).base is frozen
+    writable_base = np.arange(6, dtype=np.float32)
+    view = writable_base[:]
+    view.flags.writeable = False  # read-only, but its base can still change it
+    for other in (view, writable_base, frozen.astype(np.float64), [1.0, 2.0]):
+        copy = frozen_array(other)
+        assert copy.dtype == np.float32 and not copy.flags.writeable and not np.shares_memory(copy, writable_base)
