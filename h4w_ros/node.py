@@ -486,7 +486,7 @@ class WholeBodyNode(LifecycleNode):
             if image_msg.encoding not in NETWORK_ENCODINGS:
                 raise ImageConversionError(f"encoding {image_msg.encoding!r} is not a camera colour/grey image; "
                                            f"supported: {', '.join(NETWORK_ENCODINGS)}")
-            image, order = image_to_numpy(image_msg)
+            image, order = image_to_numpy(image_msg, copy=False)  # read-only, the message's own bytes
         except ImageConversionError as exc:
             cause = re.sub(r"\d+", "#", str(exc).split(":")[0])  # the kind of problem, not its numbers
             self.log.report(f"image_rejected:{cause}", f"image rejected: {exc}", "error")

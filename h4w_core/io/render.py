@@ -58,7 +58,7 @@ def draw_banner(image_rgb: np.ndarray, text: str) -> None:
 def render_overlay(image_bgr: np.ndarray, results, faces: np.ndarray, intrinsics, standin: bool) -> np.ndarray:
     """BGR image with each person's projected mesh, box and hand/face boxes drawn (and a banner
     when the results come from stand-in assets)."""
-    canvas = np.ascontiguousarray(image_bgr[:, :, ::-1])
+    canvas = image_bgr[:, :, ::-1].copy()  # its own pixels: drawn on in place, never the caller's image
     for i, r in enumerate(results):
         colour = person_colour(r.track_id if r.track_id >= 0 else i)
         canvas = draw_mesh(canvas, r.vertices, intrinsics.project(r.vertices), faces, colour)

@@ -85,6 +85,24 @@ def test_result_does_not_alias_message():
 
 
 @pytest.mark.parametrize("encoding", SUPPORTED_ENCODINGS)
+def test_without_copy_a_read_only_view_only_where_the_bytes_are_the_array(encoding):
+    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}.get(encoding, 1)
+    dtype = {"16UC1": np.uint16, "mono16": np.uint16, "32FC1": np.float32}.get(encoding, np.uint8)
+    pixels = (RNG.random((5, 7, channels) if channels > 1 else (5, 7)) * 200).astype(dtype)
+    expected = pixels[:, :, :3] if channels == 4 else pixels
+    for pad in (0, 3):
+        msg = padded_message(pixels, encoding, pad, False)
+        array, _ = image_to_numpy(msg, copy=False)
+        np.testing.assert_array_equal(array, expected)
+        shared = np.shares_memory(array, np.frombuffer(msg.data, np.uint8))
+        assert shared == (pad == 0 and channels != 4)
+        if shared:
+            assert not array.flags.writeable
+        copied, _ = image_to_numpy(msg)
+        assert copied.flags.writeable and not np.shares_memory(copied, np.frombuffer(msg.data, np.uint8))
+
+
+@pytest.mark.parametrize("encoding", SUPPORTED_ENCODINGS)
 def test_numpy_to_image_roundtrip(encoding):
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4}.get(encoding, 1)
     dtype = {"16UC1": np.uint16, "mono16": np.uint16, "32FC1": np.float32}.get(encoding, np.uint8)
