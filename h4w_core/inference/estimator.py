@@ -20,7 +20,7 @@ import torch
 from h4w_core.inference.camera import Intrinsics
 from h4w_core.inference.placement import crop_box_to_image, placement_camera
 from h4w_core.inference.posing import FINITE_COLUMN, PLACED_SHAPES, PackedPosing
-from h4w_core.inference.preprocess import Crop, InvalidBoxError, crop_person, patch_batch, to_rgb
+from h4w_core.inference.preprocess import Crop, InvalidBoxError, crop_person, to_rgb
 from h4w_core.inference.results import PersonResult, SmplxParams, TrackInfo, frozen_array
 from h4w_core.model import constants
 from h4w_core.model.body_model import BodyModel, BodyModelOutput
@@ -78,12 +78,10 @@ class WholeBodyEstimator:
         """Reference crops for each box and the indices of the boxes kept; invalid boxes raise, or
         are skipped (the caller reports them: it knows how often to say so)."""
         rgb = to_rgb(image, channel_order)
-        boxes = np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)
-        batch = np.empty((len(boxes), *constants.CROP_SHAPE), np.float32)  # the network's batch, filled in place
         crops, kept = [], []
-        for i, box in enumerate(boxes):
+        for i, box in enumerate(np.asarray(boxes_xywh, dtype=np.float64).reshape(-1, 4)):
             try:
-                crops.append(crop_person(rgb, box, out=batch[len(crops)]))
+                crops.append(crop_person(rgb, box))
                 kept.append(i)
             except InvalidBoxError:
                 if not skip_invalid:
@@ -102,7 +100,7 @@ class WholeBodyEstimator:
         """The network on all crops in one batch -> one PersonEstimate per crop."""
         if not crops:
             return []
-        patches = torch.from_numpy(patch_batch(crops)).to(self.device)
+        patches = torch.from_numpy(np.stack([c.patch for c in crops])).to(self.device)
         return self.split(self.network(patches), crops, tracks)
 
     def split(self, out: NetworkOutput, crops: Sequence[Crop], tracks: Sequence[TrackInfo]) -> list[PersonEstimate]:

@@ -1,7 +1,6 @@
 """Reference preprocessing: box sanitising, aspect 0.75, x1.25, affine crop to 384x512, RGB/255."""
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import cv2
@@ -25,13 +24,7 @@ class Crop:
     patch: np.ndarray  # (3, 512, 384) float32 RGB in [0, 1]
     bbox_xywh: np.ndarray  # (4,) float32 processed box, original pixels
     img2crop: np.ndarray  # (2, 3) affine, original pixels -> crop pixels
-
-    @functools.cached_property
-    def crop2img(self) -> np.ndarray:
-        """(2, 3) affine, crop pixels -> original pixels; made on first use (every OpenCV call
-        gives up the GIL, which a frame's crops then wait to get back beside the other stages)."""
-        out_h, out_w = constants.INPUT_IMG_SHAPE
-        return _affine(self.bbox_xywh, out_w, out_h, inverse=True)
+    crop2img: np.ndarray  # (2, 3) affine, crop pixels -> original pixels
 
 
 def process_bbox(bbox_xywh, img_width: int, img_height: int) -> np.ndarray:
@@ -96,29 +89,14 @@ def to_rgb(image: np.ndarray, channel_order: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def crop_person(rgb: np.ndarray, bbox_xywh, out: np.ndarray | None = None) -> Crop:
+def crop_person(rgb: np.ndarray, bbox_xywh) -> Crop:
     """Crop one person: process the box, warp the uint8 image bilinear with zero border to 384x512
-    (uint8 rounding included, as the reference's parity run shows), /255, CHW float32, written
-    into ``out`` (3, 512, 384) float32 when given (a row of a frame's batch: patch_batch)."""
+    (uint8 rounding included, as the reference's parity run shows), /255, CHW float32."""
     img_h, img_w = rgb.shape[:2]
     bbox = process_bbox(bbox_xywh, img_w, img_h)
     out_h, out_w = constants.INPUT_IMG_SHAPE
     img2crop = _affine(bbox, out_w, out_h)
     patch = cv2.warpAffine(rgb, img2crop, (out_w, out_h), flags=cv2.INTER_LINEAR)
-    if out is None:
-        out = np.empty(constants.CROP_SHAPE, dtype=np.float32)
-    elif out.shape != constants.CROP_SHAPE or out.dtype != np.float32:
-        raise ValueError(f"out must be {constants.CROP_SHAPE} float32, got {out.shape} {out.dtype}")
-    np.divide(patch.transpose(2, 0, 1), np.float32(255.0), out=out, dtype=np.float32)  # one pass, = astype / 255
-    return Crop(out, bbox, img2crop)
-
-
-def patch_batch(crops) -> np.ndarray:
-    """The crops' patches as one (N, 3, 512, 384) array: the batch they were cropped into when
-    they are its first N rows in order (WholeBodyEstimator.crops), else a stacked copy."""
-    patches = [c.patch for c in crops]
-    base = patches[0].base
-    if (isinstance(base, np.ndarray) and base.ndim == 4 and base.flags.c_contiguous and len(base) >= len(patches)
-            and all(p.base is base and p.ctypes.data == base[i].ctypes.data for i, p in enumerate(patches))):
-        return base[:len(patches)]
-    return np.stack(patches)
+    chw = np.empty((3, out_h, out_w), dtype=np.float32)
+    np.divide(patch.transpose(2, 0, 1), np.float32(255.0), out=chw, dtype=np.float32)  # one pass, = astype / 255
+    return Crop(chw, bbox, img2crop, _affine(bbox, out_w, out_h, inverse=True))

@@ -29,7 +29,6 @@ from torch import nn
 from h4w_core.data import SAMPLE_PHOTO
 from h4w_core.inference.camera import Intrinsics
 from h4w_core.inference.estimator import WholeBodyEstimator
-from h4w_core.inference.preprocess import patch_batch
 from h4w_core.inference.results import TrackInfo
 from h4w_core.model.assets import resolve_assets
 from h4w_core.model.network import Hand4WholeNet
@@ -143,7 +142,7 @@ def time_frame(estimator: WholeBodyEstimator, image: np.ndarray, boxes: list, in
     with network_stage_hooks(eager_network(estimator.network), timer), timer("total"):
         with timer("crop"):
             crops, kept = estimator.crops(image, boxes, "bgr")
-            patches = torch.from_numpy(patch_batch(crops)).to(estimator.device)
+            patches = torch.from_numpy(np.stack([c.patch for c in crops])).to(estimator.device)
         with torch.no_grad():
             out = estimator.network(patches)
             with timer("postprocess"):

@@ -12,9 +12,7 @@ import torch
 from h4w_core.data import SAMPLE_PERSON_BOX, SAMPLE_PHOTO
 from h4w_core.inference.camera import Intrinsics
 from h4w_core.inference.estimator import WholeBodyEstimator
-from h4w_core.inference.preprocess import crop_person, patch_batch, to_rgb
 from h4w_core.inference.results import PLACED_FIELDS, TrackInfo, frozen_array
-from h4w_core.model.constants import CROP_SHAPE
 from h4w_core.people.pipeline import PeopleConfig, PeoplePipeline
 from h4w_core.people.tracking import TRACKERS, Tracker, TrackerConfig, make_tracker, register_tracker
 
@@ -167,26 +165,3 @@ def test_frozen_array_shares_only_arrays_nothing_can_write():
     for other in (view, writable_base, frozen.astype(np.float64), [1.0, 2.0]):
         copy = frozen_array(other)
         assert copy.dtype == np.float32 and not copy.flags.writeable and not np.shares_memory(copy, writable_base)
-
-
-def test_a_frames_crops_are_cropped_into_the_networks_batch(standin_assets, photo):
-    """estimator.crops writes every patch into one batch, which the network takes as it is (no
-    copy); a subset or another order is stacked; every patch equals a crop of its own."""
-    estimator = WholeBodyEstimator(standin_assets.checkpoint, standin_assets.smplx_dir)
-    x, y, w, h = SAMPLE_PERSON_BOX
-    boxes = [SAMPLE_PERSON_BOX, [10_000, 10, 50, 50], [x + 20, y, w * 0.8, h]]  # the middle one is outside
-    crops, kept = estimator.crops(photo, boxes, "bgr", skip_invalid=True)
-    assert kept == [0, 2]
-    batch = patch_batch(crops)
-    assert batch.shape == (2, *CROP_SHAPE) and all(np.shares_memory(batch[i], c.patch) for i, c in enumerate(crops))
-    rgb = to_rgb(photo, "bgr")
-    for crop, box in zip(crops, (boxes[0], boxes[2])):
-        alone = crop_person(rgb, box)
-        np.testing.assert_array_equal(crop.patch, alone.patch)
-        np.testing.assert_allclose(crop.crop2img, cv2.invertAffineTransform(crop.img2crop), rtol=1e-5, atol=1e-3)  # pixels
-    for subset in ([crops[1]], [crops[1], crops[0]]):
-        stacked = patch_batch(subset)
-        assert not np.shares_memory(stacked, batch)
-        np.testing.assert_array_equal(stacked, np.stack([c.patch for c in subset]))
-    with pytest.raises(ValueError, match="float32"):
-        crop_person(rgb, boxes[0], out=np.empty(CROP_SHAPE, np.float64))
