@@ -137,7 +137,7 @@ def bench(persons: int, repeats: int, estimator, node, width: int = 640, height:
     for _ in range(repeats + 1):  # the first round warms up
         t = {}
         start = time.perf_counter()
-        image, order = image_to_numpy(image_msg)
+        image, order = image_to_numpy(image_msg, copy=False)  # as the node reads it
         t["image_to_numpy"] = time.perf_counter()
         results = estimator.pose(people, intrinsics)
         t["postprocess"] = time.perf_counter()
@@ -1063,9 +1063,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
     if args.role == "camera":
         return run_camera(args)
+    if args.beside_python_thread and args.mode != "stages":
+        cli.error("--beside-python-thread applies to --mode stages only")
     if args.mode == "stages":
         return run_stages(args)
 

@@ -21,7 +21,7 @@ from h4w_core.inference.camera import Intrinsics
 from h4w_core.inference.placement import crop_box_to_image, placement_camera
 from h4w_core.inference.posing import FINITE_COLUMN, PLACED_SHAPES, PackedPosing
 from h4w_core.inference.preprocess import Crop, InvalidBoxError, crop_person, to_rgb
-from h4w_core.inference.results import PersonResult, SmplxParams, TrackInfo, frozen_array
+from h4w_core.inference.results import PersonResult, SmplxParams, TrackInfo, frozen_array, vouch_read_only
 from h4w_core.model import constants
 from h4w_core.model.body_model import BodyModel, BodyModelOutput
 from h4w_core.model.checkpoint import load_network_weights
@@ -129,8 +129,7 @@ class WholeBodyEstimator:
         rows = np.stack([np.concatenate((*p.params.body_model_args(), p.params.cam_trans, p.bbox_xywh, camera))
                          for p in people]).astype(np.float32, copy=False)
         (packed,) = self.posing(torch.from_numpy(rows).to(self.device))
-        packed = _numpy(packed)
-        packed.flags.writeable = False  # the results share it, read-only (frozen_array keeps such arrays)
+        packed = vouch_read_only(_numpy(packed))  # the graph's tensor is dropped here: the results share this
         arrays, start = {}, 0
         for name, shape in PLACED_SHAPES.items():
             size = math.prod(shape)

@@ -5,6 +5,7 @@ placement) return a new value with ``dataclasses.replace`` and never modify thei
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -13,22 +14,34 @@ from h4w_core.model.constants import SMPLX_PARAM_FIELDS
 
 
 def frozen_array(array) -> np.ndarray:
-    """A read-only float32 array of ``array``: the array itself when it and every array it views
-    are read-only float32 already (shared, not copied: copying 10,475 vertices gives up the GIL,
-    h4w_core.inference.posing), else a read-only copy."""
-    if isinstance(array, np.ndarray) and array.dtype == np.float32 and _read_only(array):
+    """A read-only float32 array of ``array``: the array itself when it is a read-only float32 view
+    of an array its creator vouched for (vouch_read_only: shared, not copied; copying 10,475
+    vertices gives up the GIL, h4w_core.inference.posing), else a read-only copy."""
+    if isinstance(array, np.ndarray) and array.dtype == np.float32 and _vouched(array):
         return array
     out = np.array(array, dtype=np.float32, copy=True)
     out.flags.writeable = False
     return out
 
 
-def _read_only(array: np.ndarray) -> bool:
-    while isinstance(array, np.ndarray):
-        if array.flags.writeable:
-            return False
+_VOUCHED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # id -> array, while it lives
+
+
+def vouch_read_only(array: np.ndarray) -> np.ndarray:
+    """Make ``array`` read-only and declare that nothing else can write its memory (its creator
+    keeps no other handle on it, such as the torch tensor it came from), so that results share its
+    read-only views instead of copying them. Returns ``array``."""
+    array.flags.writeable = False
+    _VOUCHED[id(array)] = array
+    return array
+
+
+def _vouched(array: np.ndarray) -> bool:
+    while isinstance(array, np.ndarray) and not array.flags.writeable:
+        if _VOUCHED.get(id(array)) is array:
+            return True
         array = array.base
-    return True
+    return False
 
 
 @dataclass(frozen=True)

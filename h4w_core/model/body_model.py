@@ -138,7 +138,12 @@ class BodyModel(nn.Module):
         self.register_buffer("joint_template", self.layer.J_regressor @ self.layer.v_template, persistent=False)
         self.register_buffer("joint_shape_dirs", torch.einsum("jv,vcd->jcd", self.layer.J_regressor, dirs),
                              persistent=False)
-        self.tree_levels = tree_levels(self.layer.parents.tolist())
+        # the kinematic tree by depth, as buffers so that .to(device) moves them with the model
+        self.tree_depth = 0
+        for joints, parents in tree_levels(self.layer.parents.tolist()):
+            self.register_buffer(f"level{self.tree_depth}_joints", joints, persistent=False)
+            self.register_buffer(f"level{self.tree_depth}_parents", parents, persistent=False)
+            self.tree_depth += 1
 
     @staticmethod
     def _create_layer(smplx, clean: Path, path: Path):
@@ -166,6 +171,10 @@ class BodyModel(nn.Module):
             )
         except (KeyError, ValueError, RuntimeError, OSError, IndexError) as exc:
             raise ValueError(f"{path} is not a usable SMPL-X model file: {type(exc).__name__}: {exc}") from None
+
+    def levels(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """tree_levels of the SMPL-X skeleton, on the model's device."""
+        return [(getattr(self, f"level{i}_joints"), getattr(self, f"level{i}_parents")) for i in range(self.tree_depth)]
 
     def forward(
         self,
@@ -200,7 +209,7 @@ class BodyModel(nn.Module):
         eye = torch.eye(3, dtype=local.dtype, device=local.device)
         pose_feature = (local[:, 1:] - eye).reshape(count, -1)
         v_posed = v_shaped + pose_corrective_offsets(pose_feature, layer.posedirs, self.posedirs_rows)
-        posed_joints, transforms = rigid_transforms(local, rest_joints, layer.parents, self.tree_levels)
+        posed_joints, transforms = rigid_transforms(local, rest_joints, layer.parents, self.levels())
         num_joints = transforms.shape[1]
         per_vertex = (layer.lbs_weights @ transforms.reshape(count, num_joints, 16)).reshape(count, -1, 4, 4)
         vertices = skin(per_vertex, v_posed)

@@ -310,3 +310,15 @@ def test_an_unexpected_exception_is_still_one_line(tmp_path, monkeypatch, capsys
     monkeypatch.setenv("H4W_DEBUG", "1")
     with pytest.raises(TypeError):
         main(argv)
+
+
+def test_overlay_draws_on_its_own_copy():
+    """render_overlay never writes into the frame it is given (the node passes the image message's
+    own bytes, read-only): here a read-only RGB frame with only the stand-in banner to draw."""
+    from h4w_core.inference.camera import Intrinsics
+    from h4w_core.io.render import render_overlay
+
+    rgb = np.full((120, 160, 3), 90, np.uint8)
+    rgb.flags.writeable = False
+    canvas = render_overlay(rgb[:, :, ::-1], [], np.zeros((0, 3), np.int64), Intrinsics.default_for(160, 120), True)
+    assert (rgb == 90).all() and not np.shares_memory(canvas, rgb) and (canvas != 90).any()

@@ -163,6 +163,9 @@ def test_body_model_parts_are_smplx_parts_bit_for_bit(standin_assets, count):
     rest = torch.randn(steps * count, 55, 3, generator=generator)
 
     levels = tree_levels(layer.parents.tolist())
+    buffers = dict(model.named_buffers())
+    assert model.levels()[0][0] is buffers["level0_joints"]  # moved with the model by .to(device)
+    assert all(torch.equal(a, b) for level, mine in zip(levels, model.levels()) for a, b in zip(level, mine))
     assert sorted(torch.cat([joints for joints, _ in levels]).tolist()) == list(range(1, 55))
     ours = rigid_transforms(local, rest, layer.parents, levels)
     theirs = lbs.batch_rigid_transform(local, rest, layer.parents)

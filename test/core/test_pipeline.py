@@ -12,7 +12,7 @@ import torch
 from h4w_core.data import SAMPLE_PERSON_BOX, SAMPLE_PHOTO
 from h4w_core.inference.camera import Intrinsics
 from h4w_core.inference.estimator import WholeBodyEstimator
-from h4w_core.inference.results import PLACED_FIELDS, TrackInfo, frozen_array
+from h4w_core.inference.results import PLACED_FIELDS, TrackInfo, frozen_array, vouch_read_only
 from h4w_core.people.pipeline import PeopleConfig, PeoplePipeline
 from h4w_core.people.tracking import TRACKERS, Tracker, TrackerConfig, make_tracker, register_tracker
 
@@ -155,13 +155,17 @@ def test_pose_checked_shares_one_read_only_buffer_and_agrees_with_a_full_scan(st
     assert moved.vertices is first.vertices  # a read-only array is shared by replace(), not copied
 
 
-def test_frozen_array_shares_only_arrays_nothing_can_write():
-    frozen = np.arange(6, dtype=np.float32)
-    frozen.flags.writeable = False
-    assert frozen_array(frozen) is frozen and frozen_array(frozen[2:]).base is frozen
-    writable_base = np.arange(6, dtype=np.float32)
-    view = writable_base[:]
+def test_frozen_array_shares_only_vouched_read_only_arrays():
+    """Only views of an array whose creator vouched that nothing else writes it are shared; a
+    read-only array anyone else made (whose flag its owner could turn back) is copied."""
+    vouched = vouch_read_only(np.arange(6, dtype=np.float32))
+    assert not vouched.flags.writeable
+    assert frozen_array(vouched) is vouched and frozen_array(vouched[2:]).base is vouched
+    owned = np.arange(6, dtype=np.float32)
+    owned.flags.writeable = False  # read-only, but its owner can make it writable again
+    view = np.arange(6, dtype=np.float32)[:]
     view.flags.writeable = False  # read-only, but its base can still change it
-    for other in (view, writable_base, frozen.astype(np.float64), [1.0, 2.0]):
+    for other in (owned, view, vouched.astype(np.float64), [1.0, 2.0]):
         copy = frozen_array(other)
-        assert copy.dtype == np.float32 and not copy.flags.writeable and not np.shares_memory(copy, writable_base)
+        assert copy.dtype == np.float32 and not copy.flags.writeable and copy is not other
+        assert not isinstance(other, np.ndarray) or not np.shares_memory(copy, other)

@@ -102,3 +102,11 @@ def test_qos_mode_reports_what_reaches_the_node_per_camera_qos(tmp_path, standin
         assert r["node_image_qos"] == r["camera_qos"]  # image_reliability auto followed the camera
         assert r["received_hz"] > 0 and r["camera_hz"] > 0  # small images arrive whatever the QoS
         assert "images_lost_in_transport_pct" in r["diagnostics"]
+
+
+def test_beside_python_thread_is_refused_outside_stages_mode(capsys):
+    from h4w_ros.bench import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--mode", "node", "--beside-python-thread"])
+    assert exited.value.code == 2 and "--mode stages only" in capsys.readouterr().err
