@@ -210,7 +210,7 @@ class PeoplePipeline:
         people = tuple(r for r, finite in checked if finite)
         if len(people) < len(results) and self.smoothers is not None:
             with self._late_drops_lock:
-                self._late_drops.extend(r.track_id for r in results if not r.is_finite())
+                self._late_drops.extend(r.track_id for r, finite in checked if not finite)
         prepared = estimated.prepared
         return FrameResult(people, boxes=prepared.boxes, invalid_boxes=prepared.invalid_boxes,
                            non_finite=estimated.non_finite + len(results) - len(people), unconfirmed=prepared.unconfirmed)
