@@ -9,7 +9,6 @@ joints and joint orientations of a result are always posed from the parameters i
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -19,7 +18,7 @@ import torch
 
 from h4w_core.inference.camera import Intrinsics
 from h4w_core.inference.placement import crop_box_to_image, placement_camera
-from h4w_core.inference.posing import FINITE_COLUMN, PLACED_SHAPES, PackedPosing
+from h4w_core.inference.posing import PackedPosing, unpack_placed
 from h4w_core.inference.preprocess import Crop, InvalidBoxError, crop_person, to_rgb
 from h4w_core.inference.results import PersonResult, SmplxParams, TrackInfo, frozen_array, vouch_read_only
 from h4w_core.model import constants
@@ -129,18 +128,14 @@ class WholeBodyEstimator:
         rows = np.stack([np.concatenate((*p.params.body_model_args(), p.params.cam_trans, p.bbox_xywh, camera))
                          for p in people]).astype(np.float32, copy=False)
         (packed,) = self.posing(torch.from_numpy(rows).to(self.device))
-        packed = vouch_read_only(_numpy(packed))  # the graph's tensor is dropped here: the results share this
-        arrays, start = {}, 0
-        for name, shape in PLACED_SHAPES.items():
-            size = math.prod(shape)
-            arrays[name] = packed[:, start:start + size].reshape(-1, *shape)
-            start += size
+        # the graph's tensor is dropped here: the results share this buffer
+        arrays, finite = unpack_placed(vouch_read_only(_numpy(packed)))
         results = [
             PersonResult(params=p.params, track=p.track, bbox_xywh=p.bbox_xywh,
                          **{name: getattr(p, name) for name in PART_BOXES}, **{k: v[i] for k, v in arrays.items()})
             for i, p in enumerate(people)
         ]
-        return [(r, r.is_finite(posed_finite=bool(packed[i, FINITE_COLUMN]))) for i, r in enumerate(results)]
+        return [(r, r.is_finite(posed_finite=bool(ok))) for r, ok in zip(results, finite)]
 
     def warm_up_posing(self, max_persons: int) -> None:
         """Trace posing for every batch size up to ``max_persons`` now (about 0.2 s each on a CPU),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -57,8 +58,17 @@ PLACED_SHAPES: dict[str, tuple[int, ...]] = dict(zip(PLACED_FIELDS, (
     (constants.NUM_VERTICES, 3), (constants.NUM_VERTICES, 3), (len(JOINT_NAMES), 3),
     (len(SKELETON_JOINT_NAMES), 3), (len(SKELETON_JOINT_NAMES), 3, 3), (len(JOINT_NAMES), 2),
 )))
-FINITE_COLUMN = sum(math.prod(shape) for shape in PLACED_SHAPES.values())
+_PLACED_SIZES = [math.prod(shape) for shape in PLACED_SHAPES.values()]
+FINITE_COLUMN = sum(_PLACED_SIZES)
 assert tuple(PLACED_SHAPES) == PlacedBodies._fields
+
+
+def unpack_placed(packed: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """PackedPosing's output (N, FINITE_COLUMN + 1) as numpy -> each PLACED_SHAPES field (N, *shape),
+    views of ``packed``, and the (N,) finite flags."""
+    columns = np.split(packed[:, :FINITE_COLUMN], np.cumsum(_PLACED_SIZES[:-1]), axis=1)
+    arrays = {name: part.reshape(-1, *shape) for (name, shape), part in zip(PLACED_SHAPES.items(), columns)}
+    return arrays, packed[:, FINITE_COLUMN] > 0.5
 
 
 class PackedPosing(nn.Module):
